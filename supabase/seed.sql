@@ -1,0 +1,1 @@
+-- Local development data, loaded by `npm start` and `npm test` after the migrations.
