@@ -238,7 +238,10 @@ async function startGateway(env: Record<string, string>, port: number, logFile: 
   });
   const first = await Promise.race([readyLine.then((line) => ({ ready: line })), exited, timedOut]);
   clearTimeout(timer);
-  if (typeof first === "string") throw new Error(first);
+  if (typeof first === "string") {
+    const tail = (await Deno.readTextFile(logFile).catch(() => "")).split("\n").slice(-30).join("\n");
+    throw new Error(`${first}\n${tail}`);
+  }
   return first.ready;
 }
 
