@@ -1,0 +1,128 @@
+// Forwards one request to a worker exactly as received. fetch() would not do: it normalises the
+// URL (resolves dot segments, percent-encodes ' and "), replaces Host and adds accept,
+// accept-language and user-agent headers the client never sent. node:http writes the request
+// target and headers as given, streams the body unchanged and pools keep-alive connections.
+import http from "node:http";
+
+/** Connection-level headers: they describe the client's hop, not the request. */
+const HOP_BY_HOP = new Set([
+  "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "upgrade", "expect",
+]);
+
+export interface ForwardRequest {
+  port: number;
+  method: string;
+  /** Raw request target for the worker, e.g. `/echo/a?b=1&b=2`, sent as is. */
+  target: string;
+  headers: Headers;
+  body: ReadableStream<Uint8Array> | null;
+  signal: AbortSignal;
+}
+
+export class WorkerUnreachable extends Error {}
+
+export class WorkerProxy {
+  #agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256 });
+
+  forward(r: ForwardRequest): Promise<Response> {
+    const headers: Record<string, string> = {};
+    r.headers.forEach((value, name) => {
+      if (!HOP_BY_HOP.has(name)) headers[name] = value;
+    });
+    return new Promise<Response>((resolve, reject) => {
+      let settled = false;
+      const fail = (error: Error) => {
+        if (settled) return;
+        settled = true;
+        reject(error);
+      };
+      const upstream = http.request({
+        host: "127.0.0.1",
+        port: r.port,
+        method: r.method,
+        path: r.target,
+        headers,
+        agent: this.#agent,
+      }, (res) => {
+        settled = true;
+        const responseHeaders = new Headers();
+        const raw = res.rawHeaders;
+        for (let i = 0; i + 1 < raw.length; i += 2) {
+          if (!HOP_BY_HOP.has(raw[i].toLowerCase()) && raw[i].toLowerCase() !== "transfer-encoding") {
+            responseHeaders.append(raw[i], raw[i + 1]);
+          }
+        }
+        const status = res.statusCode ?? 502;
+        const bodyless = r.method === "HEAD" || status === 204 || status === 304;
+        if (bodyless) res.resume();
+        resolve(
+          new Response(bodyless ? null : readableFrom(res), {
+            status,
+            statusText: res.statusMessage,
+            headers: responseHeaders,
+          }),
+        );
+      });
+      upstream.on("error", (e: Error) => fail(new WorkerUnreachable(e.message)));
+      const onAbort = () => upstream.destroy(new Error("client went away"));
+      r.signal.addEventListener("abort", onAbort, { once: true });
+      upstream.on("close", () => r.signal.removeEventListener("abort", onAbort));
+      pipeBody(r.body, upstream).catch((e) => upstream.destroy(e));
+    });
+  }
+
+  close() {
+    this.#agent.destroy();
+  }
+}
+
+/** Writes the client's body chunks to the worker unchanged, honouring backpressure. */
+async function pipeBody(body: ReadableStream<Uint8Array> | null, upstream: http.ClientRequest): Promise<void> {
+  if (!body) {
+    upstream.end();
+    return;
+  }
+  for await (const chunk of body) {
+    if (!upstream.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        upstream.once("drain", resolve);
+        upstream.once("close", resolve);
+      });
+    }
+    if (upstream.destroyed) return;
+  }
+  upstream.end();
+}
+
+/** The worker's response body as a web stream, pausing the socket when the client reads slowly. */
+function readableFrom(res: http.IncomingMessage): ReadableStream<Uint8Array> {
+  let finished = false;
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      res.on("data", (chunk: Uint8Array) => {
+        if (finished) return;
+        controller.enqueue(new Uint8Array(chunk)); // a copy: node may reuse the chunk's memory
+        if ((controller.desiredSize ?? 1) <= 0) res.pause();
+      });
+      res.on("end", () => {
+        if (finished) return;
+        finished = true;
+        controller.close();
+      });
+      const abort = (e: Error) => {
+        if (finished) return;
+        finished = true;
+        controller.error(e);
+      };
+      res.on("error", abort);
+      res.on("aborted", () => abort(new Error("worker closed the response early")));
+    },
+    pull() {
+      res.resume();
+    },
+    cancel() {
+      finished = true;
+      res.destroy();
+    },
+  });
+}
