@@ -1,0 +1,133 @@
+-- The generic audit trigger private.audit_row_change(): one system_audit_logs row per inserted,
+-- updated or deleted row of a business table, with area 'database', the action, the actor
+-- (JWT sub, else JWT role, else database role), the row's tenant, target '<table>:<pk>' and the
+-- changed columns. Choice documented in 20261125030800: a no-op UPDATE (nothing changed but
+-- updated_at) is NOT logged; updated_at never appears in "changed".
+begin;
+select plan(23);
+
+-- ---------------------------------------------------------------------------------------------
+-- Attached where it should be
+-- ---------------------------------------------------------------------------------------------
+select has_trigger('public', t, 'audit_row_change', format('%s is audited', t))
+from unnest(array['tenants', 'tenant_members', 'sites', 'workers', 'customers', 'subscriptions',
+                  'subscription_items', 'invoices', 'voice_calls']) as t;
+select hasnt_trigger('public', 'billing_events', 'audit_row_change', 'billing_events (itself a ledger) is not audited');
+select is_definer('private', 'audit_row_change', array[]::name[], 'the audit trigger function is security definer');
+
+-- ---------------------------------------------------------------------------------------------
+-- Fixtures, as postgres (no JWT): the actor is the database role
+-- ---------------------------------------------------------------------------------------------
+insert into auth.users (id, email) values ('fa000000-0000-4000-8000-0000000000a2', 'admin.a@audit.example.com');
+insert into public.tenants (id, name) values ('fa000000-0000-4000-8000-000000000000', 'Audit A (test)');
+insert into public.tenant_members (tenant_id, user_id, role)
+  values ('fa000000-0000-4000-8000-000000000000', 'fa000000-0000-4000-8000-0000000000a2', 'admin');
+
+select results_eq(
+  $$ select area, action, actor, tenant_id, details ->> 'table', details ->> 'op', details -> 'changed' -> 'name'
+     from public.system_audit_logs where target = 'tenants:fa000000-0000-4000-8000-000000000000' $$,
+  $$ values ('database', 'insert', 'postgres', 'fa000000-0000-4000-8000-000000000000'::uuid, 'tenants', 'insert',
+             '{"old": null, "new": "Audit A (test)"}'::jsonb) $$,
+  'insert into tenants: actor is the database role, tenant_id is tenants.id');
+select results_eq(
+  $$ select tenant_id, details -> 'changed' -> 'role' ->> 'new' from public.system_audit_logs
+     where target = 'tenant_members:fa000000-0000-4000-8000-000000000000,fa000000-0000-4000-8000-0000000000a2' $$,
+  $$ values ('fa000000-0000-4000-8000-000000000000'::uuid, 'admin') $$,
+  'composite primary key: target lists both key columns');
+
+-- ---------------------------------------------------------------------------------------------
+-- As the admin of A (JWT sub): insert, update, no-op update, delete
+-- ---------------------------------------------------------------------------------------------
+select set_config('request.jwt.claims',
+  json_build_object('sub', 'fa000000-0000-4000-8000-0000000000a2', 'role', 'authenticated')::text, true);
+set local role authenticated;
+
+insert into public.sites (id, tenant_id, name, address)
+  values ('fa000000-0000-4000-8000-00000000051a', 'fa000000-0000-4000-8000-000000000000', 'Chantier Audit', null);
+insert into public.workers (id, tenant_id, site_id, full_name, phone, preferred_language)
+  values ('fa000000-0000-4000-8000-00000000091a', 'fa000000-0000-4000-8000-000000000000',
+          'fa000000-0000-4000-8000-00000000051a', 'Audit Worker', '+15145550121', 'fr');
+update public.workers set sms_consent = true, preferred_language = 'en' where id = 'fa000000-0000-4000-8000-00000000091a';
+update public.workers set sms_consent = true where id = 'fa000000-0000-4000-8000-00000000091a';  -- no-op
+delete from public.workers where id = 'fa000000-0000-4000-8000-00000000091a';
+
+reset role;
+
+select results_eq(
+  $$ select action, actor, tenant_id from public.system_audit_logs
+     where target = 'workers:fa000000-0000-4000-8000-00000000091a' order by id $$,
+  $$ values ('insert', 'fa000000-0000-4000-8000-0000000000a2', 'fa000000-0000-4000-8000-000000000000'::uuid),
+            ('update', 'fa000000-0000-4000-8000-0000000000a2', 'fa000000-0000-4000-8000-000000000000'::uuid),
+            ('delete', 'fa000000-0000-4000-8000-0000000000a2', 'fa000000-0000-4000-8000-000000000000'::uuid) $$,
+  'insert, update, delete of a worker: three rows, actor = JWT sub, tenant of the row; the no-op update is not logged');
+select is(
+  (select details from public.system_audit_logs
+   where target = 'workers:fa000000-0000-4000-8000-00000000091a' and action = 'update'),
+  '{"table": "workers", "op": "update",
+    "changed": {"sms_consent": {"old": false, "new": true}, "preferred_language": {"old": "fr", "new": "en"}}}'::jsonb,
+  'update: details hold only the changed columns (not updated_at, not unchanged ones)');
+select is(
+  (select details -> 'changed' -> 'phone' from public.system_audit_logs
+   where target = 'workers:fa000000-0000-4000-8000-00000000091a' and action = 'insert'),
+  '{"old": null, "new": "+15145550121"}'::jsonb,
+  'insert: changed holds the new values');
+select ok(
+  (select not (details -> 'changed' ? 'updated_at') from public.system_audit_logs
+   where target = 'workers:fa000000-0000-4000-8000-00000000091a' and action = 'insert'),
+  'insert: updated_at is left out');
+select is(
+  (select details -> 'changed' -> 'full_name' from public.system_audit_logs
+   where target = 'workers:fa000000-0000-4000-8000-00000000091a' and action = 'delete'),
+  '{"old": "Audit Worker", "new": null}'::jsonb,
+  'delete: changed keeps the removed values');
+select is(
+  (select details -> 'changed' from public.system_audit_logs
+   where target = 'sites:fa000000-0000-4000-8000-00000000051a' and action = 'insert') ? 'address',
+  false,
+  'insert: null columns are left out');
+
+-- ---------------------------------------------------------------------------------------------
+-- Actor fallbacks. Both cases run where current_user inside the SECURITY DEFINER function would
+-- be 'postgres', so 'service_role' proves the fallback is read from the caller's context.
+-- ---------------------------------------------------------------------------------------------
+-- 1. JWT without sub (service_role key), database role postgres: actor = JWT role.
+select set_config('request.jwt.claims', json_build_object('role', 'service_role')::text, true);
+insert into public.voice_calls (id, tenant_id, provider_call_sid, from_number, to_number, status)
+  values ('fc000000-0000-4000-8000-0000000ca11c', null, 'CAauditUnknown', 'anonymous', '+15145550199', 'ringing');
+
+select results_eq(
+  $$ select actor, tenant_id from public.system_audit_logs where target = 'voice_calls:fc000000-0000-4000-8000-0000000ca11c' $$,
+  $$ values ('service_role', null::uuid) $$,
+  'JWT without sub: actor is the JWT role; a call of an unknown caller has no tenant');
+
+-- 2. No JWT at all (direct database connection), SET ROLE service_role: actor = that role.
+select set_config('request.jwt.claims', '', true);
+set local role service_role;
+update public.sites set name = 'Chantier Audit 2' where id = 'fa000000-0000-4000-8000-00000000051a';
+reset role;
+
+select results_eq(
+  $$ select actor, details -> 'changed' -> 'name' from public.system_audit_logs
+     where target = 'sites:fa000000-0000-4000-8000-00000000051a' and action = 'update' $$,
+  $$ values ('service_role', '{"old": "Chantier Audit", "new": "Chantier Audit 2"}'::jsonb) $$,
+  'no JWT: actor is the role set by SET ROLE, not the function owner');
+
+-- ---------------------------------------------------------------------------------------------
+-- Billing tables and billing_events
+-- ---------------------------------------------------------------------------------------------
+insert into public.customers (id, tenant_id, stripe_customer_id)
+  values ('fa000000-0000-4000-8000-00000000c05a', 'fa000000-0000-4000-8000-000000000000', 'cus_AuditA');
+insert into public.billing_events (stripe_event_id, type, stripe_created_at, livemode, payload)
+  values ('evt_AuditA', 'customer.created', now(), false, '{"id": "evt_AuditA"}');
+
+select results_eq(
+  $$ select action, tenant_id, details -> 'changed' -> 'stripe_customer_id' ->> 'new' from public.system_audit_logs
+     where target = 'customers:fa000000-0000-4000-8000-00000000c05a' $$,
+  $$ values ('insert', 'fa000000-0000-4000-8000-000000000000'::uuid, 'cus_AuditA') $$,
+  'billing rows are audited with their tenant');
+select is_empty(
+  $$ select id from public.system_audit_logs where details ->> 'table' = 'billing_events' $$,
+  'billing_events inserts are not audited');
+
+select * from finish();
+rollback;
