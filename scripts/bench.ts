@@ -1,0 +1,15 @@
+// `npm run bench -- <name> [options]`: runs one benchmark. Benchmarks build their own throwaway
+// cluster and are never part of `npm test`.
+//   purge   retention purge of sms_alerts vs a plain DELETE, with a concurrent inserter
+//           (scripts/bench/purge.ts; `--rows=N` expired + N live rows, default 1000000)
+const benchmarks: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
+  purge: () => import("./bench/purge.ts"),
+};
+
+const [name, ...args] = Deno.args;
+const load = name === undefined ? undefined : benchmarks[name];
+if (!load) {
+  console.error(`usage: npm run bench -- <${Object.keys(benchmarks).join("|")}> [options]`);
+  Deno.exit(2);
+}
+await (await load()).main(args);

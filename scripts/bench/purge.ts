@@ -1,0 +1,234 @@
+// Benchmark of the SMS retention purge (`npm run bench -- purge [--rows=N]`).
+//
+// On a throwaway DURABLE cluster (fsync on, as in production) with all migrations applied, it
+// loads N expired + N live sms_alerts rows (default N = 1 000 000), then measures on two
+// identical, freshly loaded and vacuumed tables:
+//   (a) one plain `DELETE FROM sms_alerts WHERE created_at < cutoff`;
+//   (b) our purge, private.purge_expired_sms(cutoff, 10000).
+// During each, another connection inserts one SMS row every ~10 ms and records how long each
+// insert (autocommit, so including its WAL flush) took. It prints purge time / plain DELETE time
+// (target <= 1.0) and the inserter's longest wait during each (target <= 100 ms), with the raw
+// figures. The cluster is stopped and removed at the end, on error and on Ctrl-C; the whole run is
+// bounded by a deadline.
+import postgres from "postgres";
+import { tmpdir } from "node:os";
+import {
+  type Cluster,
+  clusterAt,
+  freePort,
+  initCluster,
+  prepareDatabase,
+  run,
+  startCluster,
+  stopCluster,
+} from "../lib/cluster.ts";
+
+const PURGE_BATCH_SIZE = 10_000;
+const INSERT_INTERVAL_MS = 10;
+/** The inserter runs this long before and after each deletion, so the window covers all of it. */
+const QUIET_MARGIN_MS = 1_000;
+const RUN_DEADLINE_MS = 20 * 60_000;
+const TARGET_TIME_RATIO = 1.0;
+const TARGET_MAX_WAIT_MS = 100;
+
+interface InserterStats {
+  inserts: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+interface VariantResult {
+  name: string;
+  deleteMs: number;
+  deleted: number;
+  inserter: InserterStats;
+}
+
+function parseRows(args: string[]): number {
+  const arg = args.find((a) => a.startsWith("--rows="));
+  const rows = arg ? Number(arg.slice("--rows=".length)) : 1_000_000;
+  if (!Number.isInteger(rows) || rows < 1_000) throw new Error(`--rows must be an integer >= 1000`);
+  return rows;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+/**
+ * One SMS insert every INSERT_INTERVAL_MS on its own connection, as the edge functions do while
+ * the purge runs. A slow insert delays the next one (no pile-up), so each latency is one wait.
+ */
+function startInserter(url: string, tenantId: string) {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const latencies: number[] = [];
+  let running = true;
+  const insertOne = () =>
+    sql`insert into public.sms_alerts (tenant_id, direction, from_number, to_number, body, status)
+        values (${tenantId}, 'outbound', '+15145550100', '+15145550101',
+                'Alerte: évacuation du chantier (bench)', 'queued')`;
+  const ready = insertOne(); // connect and warm up before measuring
+  const loop = (async () => {
+    await ready;
+    let next = performance.now();
+    while (running) {
+      const started = performance.now();
+      await insertOne();
+      latencies.push(performance.now() - started);
+      next += INSERT_INTERVAL_MS;
+      const wait = next - performance.now();
+      if (wait > 0) await sleep(wait);
+      else next = performance.now();
+    }
+  })();
+  return {
+    ready,
+    async stop(): Promise<InserterStats> {
+      running = false;
+      await loop.finally(() => sql.end({ timeout: 5 }));
+      const sorted = [...latencies].sort((a, b) => a - b);
+      return {
+        inserts: sorted.length,
+        p50: percentile(sorted, 0.5),
+        p99: percentile(sorted, 0.99),
+        max: sorted.at(-1) ?? NaN,
+      };
+    },
+  };
+}
+
+/**
+ * Empties sms_alerts and loads `rows` expired rows then `rows` live ones, in time order as they
+ * would have arrived (expired rows first in the heap), 170 days on each side of the cut-off.
+ * VACUUM ANALYZE + CHECKPOINT: both variants start from the same settled state.
+ */
+async function loadTable(sql: postgres.Sql, rows: number, cutoff: Date, tenantId: string) {
+  const stepSeconds = (170 * 86_400) / rows;
+  await sql`truncate public.sms_alerts restart identity`;
+  await sql`
+    insert into public.sms_alerts
+      (tenant_id, direction, from_number, to_number, body, status, provider_message_id,
+       created_at, updated_at, sent_at, delivered_at)
+    select ${tenantId}, 'outbound', '+15145550100', '+151455501' || lpad((i % 100)::text, 2, '0'),
+           'Alerte sécurité C-Secur360: rassemblement au point B, chantier fermé jusqu''à 14 h. Répondez ARRÊT pour vous désabonner.',
+           'delivered', 'SM' || md5(i::text), t.created_at, t.created_at, t.created_at,
+           t.created_at + interval '3 seconds'
+    from generate_series(1, ${2 * rows}::integer) as i,
+         lateral (select ${cutoff}::timestamptz
+                         + make_interval(secs => (i - ${rows}::integer - 1) * ${stepSeconds}::float8)
+                         + case when i <= ${rows}::integer then interval '0' else interval '1 second' end
+                  as created_at) as t`;
+  await sql`vacuum (analyze) public.sms_alerts`;
+  await sql`checkpoint`;
+  const [{ expired, live }] = await sql`
+    select count(*) filter (where created_at < ${cutoff}) as expired,
+           count(*) filter (where created_at >= ${cutoff}) as live
+    from public.sms_alerts`;
+  if (Number(expired) !== rows || Number(live) !== rows) {
+    throw new Error(`load: expected ${rows} expired + ${rows} live rows, got ${expired} + ${live}`);
+  }
+}
+
+async function measureVariant(
+  c: Cluster,
+  sql: postgres.Sql,
+  name: string,
+  rows: number,
+  cutoff: Date,
+  tenantId: string,
+  deleteExpired: () => Promise<number>,
+): Promise<VariantResult> {
+  console.log(`[${name}] loading ${rows} expired + ${rows} live rows...`);
+  let t = performance.now();
+  await loadTable(sql, rows, cutoff, tenantId);
+  console.log(`[${name}] loaded in ${((performance.now() - t) / 1000).toFixed(1)} s; deleting with inserter running`);
+  const inserter = startInserter(c.url, tenantId);
+  await inserter.ready;
+  await sleep(QUIET_MARGIN_MS);
+  t = performance.now();
+  const deleted = await deleteExpired();
+  const deleteMs = performance.now() - t;
+  await sleep(QUIET_MARGIN_MS);
+  const stats = await inserter.stop();
+  const [{ left }] = await sql`select count(*) as left from public.sms_alerts where created_at < ${cutoff}`;
+  if (Number(left) !== 0 || deleted !== rows) {
+    throw new Error(`[${name}] deleted ${deleted} rows, ${left} expired rows left (expected ${rows}, 0)`);
+  }
+  console.log(`[${name}] deleted ${deleted} rows in ${deleteMs.toFixed(0)} ms; inserts: ${stats.inserts}, ` +
+    `p50 ${stats.p50.toFixed(1)} ms, p99 ${stats.p99.toFixed(1)} ms, max ${stats.max.toFixed(1)} ms`);
+  return { name, deleteMs, deleted, inserter: stats };
+}
+
+export async function main(args: string[]): Promise<void> {
+  const rows = parseRows(args);
+  const home = await Deno.makeTempDir({ dir: tmpdir(), prefix: "c-secur360-bench-purge-" });
+  const cluster = clusterAt(home, freePort());
+  let sql: postgres.Sql | undefined;
+
+  const cleanup = async () => {
+    await sql?.end({ timeout: 5 }).catch(() => {});
+    await stopCluster(cluster);
+    await Deno.remove(home, { recursive: true }).catch(() => {});
+  };
+  const onSignal = () => {
+    console.error("interrupted: removing the benchmark cluster");
+    cleanup().finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  let deadline: number | undefined;
+
+  try {
+    const work = async () => {
+      console.log(`cluster in ${home} (durable: fsync on), port ${cluster.port}`);
+      await initCluster(cluster, { durable: true });
+      await startCluster(cluster);
+      for (const step of await prepareDatabase(cluster, { seed: false })) console.log(step);
+      const version = (await run(["psql", cluster.url, "-XAtc", "show server_version"])).trim();
+      console.log(`PostgreSQL ${version}`);
+
+      sql = postgres(cluster.url, { max: 1, onnotice: () => {} });
+      const [{ id: tenantId }] = await sql`insert into public.tenants (name) values ('Bench inc.') returning id`;
+      // One cut-off for both variants: exactly now() - 180 days at the start of the run.
+      const [{ cutoff }] = await sql`select now() - interval '180 days' as cutoff`;
+
+      const plain = await measureVariant(cluster, sql, "plain DELETE", rows, cutoff, tenantId, async () => {
+        const r = await sql!`delete from public.sms_alerts where created_at < ${cutoff}`;
+        return r.count;
+      });
+      const purge = await measureVariant(cluster, sql, "purge", rows, cutoff, tenantId, async () => {
+        const [{ summary }] = await sql!`
+          select private.purge_expired_sms(${cutoff}, ${PURGE_BATCH_SIZE}) as summary`;
+        return Number(summary.sms_alerts_deleted);
+      });
+
+      const timeRatio = purge.deleteMs / plain.deleteMs;
+      const verdict = (ok: boolean) => (ok ? "OK" : "MISSED");
+      console.log("\n=== sms_alerts purge benchmark ===");
+      console.log(`rows: ${rows} expired + ${rows} live, batch size ${PURGE_BATCH_SIZE}, insert every ${INSERT_INTERVAL_MS} ms`);
+      for (const v of [plain, purge]) {
+        console.log(`${v.name.padEnd(13)} time ${v.deleteMs.toFixed(0).padStart(7)} ms | inserter: ${v.inserter.inserts} inserts, ` +
+          `p50 ${v.inserter.p50.toFixed(1)} ms, p99 ${v.inserter.p99.toFixed(1)} ms, longest wait ${v.inserter.max.toFixed(1)} ms`);
+      }
+      console.log(`purge time / plain DELETE time = ${timeRatio.toFixed(2)} (target <= ${TARGET_TIME_RATIO}) ${verdict(timeRatio <= TARGET_TIME_RATIO)}`);
+      console.log(`inserter longest wait: plain DELETE ${plain.inserter.max.toFixed(1)} ms, purge ${purge.inserter.max.toFixed(1)} ms ` +
+        `(target <= ${TARGET_MAX_WAIT_MS} ms) ${verdict(purge.inserter.max <= TARGET_MAX_WAIT_MS)}`);
+    };
+    await Promise.race([
+      work(),
+      new Promise<never>((_, reject) => {
+        deadline = setTimeout(() => reject(new Error(`benchmark exceeded ${RUN_DEADLINE_MS / 60_000} min`)), RUN_DEADLINE_MS);
+      }),
+    ]);
+  } finally {
+    clearTimeout(deadline);
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    await cleanup();
+    console.log(`benchmark cluster removed (${home})`);
+  }
+}
