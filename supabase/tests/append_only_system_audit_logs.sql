@@ -1,0 +1,107 @@
+-- system_audit_logs is append-only: UPDATE, DELETE and TRUNCATE are refused for anon,
+-- authenticated (even an admin who can read the rows), service_role and postgres (superuser
+-- locally, and even after re-granting itself the privileges). Only the retention function
+-- deletes, and only rows older than one year; nobody can borrow its role.
+begin;
+select plan(28);
+
+insert into auth.users (id, email) values ('2a000000-0000-4000-8000-0000000000a2', 'admin.a@append.example.com');
+insert into public.tenants (id, name) values ('2a000000-0000-4000-8000-000000000000', 'Tenant A (append-only test)');
+insert into public.tenant_members (tenant_id, user_id, role)
+  values ('2a000000-0000-4000-8000-000000000000', '2a000000-0000-4000-8000-0000000000a2', 'admin');
+
+insert into public.system_audit_logs (created_at, area, action, tenant_id, target, details) values
+  (now() - interval '10 days', 'twilio', 'sms_send', '2a000000-0000-4000-8000-000000000000', 'appendtest:recent', '{}'),
+  (now() - interval '400 days', 'twilio', 'sms_send', '2a000000-0000-4000-8000-000000000000', 'appendtest:expired', '{}');
+
+-- ---------------------------------------------------------------------------------------------
+-- anon
+-- ---------------------------------------------------------------------------------------------
+select set_config('request.jwt.claims', json_build_object('role', 'anon')::text, true);
+set local role anon;
+select throws_ok($$ update public.system_audit_logs set actor = 'x' $$, '42501', null, 'anon cannot update');
+select throws_ok($$ delete from public.system_audit_logs $$, '42501', null, 'anon cannot delete');
+select throws_ok($$ truncate public.system_audit_logs $$, '42501', null, 'anon cannot truncate');
+reset role;
+
+-- ---------------------------------------------------------------------------------------------
+-- authenticated: an admin of A, who can read A's rows
+-- ---------------------------------------------------------------------------------------------
+select set_config('request.jwt.claims',
+  json_build_object('sub', '2a000000-0000-4000-8000-0000000000a2', 'role', 'authenticated')::text, true);
+set local role authenticated;
+select is((select count(*)::int from public.system_audit_logs where target like 'appendtest:%'), 2,
+  'admin of A reads the rows of A');
+select throws_ok($$ update public.system_audit_logs set actor = 'x' $$, '42501', null, 'authenticated cannot update');
+select throws_ok($$ delete from public.system_audit_logs $$, '42501', null, 'authenticated cannot delete');
+select throws_ok($$ truncate public.system_audit_logs $$, '42501', null, 'authenticated cannot truncate');
+select throws_ok($$ select private.purge_expired_audit_logs() $$, '42501', null,
+  'authenticated cannot run the audit purge');
+reset role;
+
+-- ---------------------------------------------------------------------------------------------
+-- service_role: bypasses RLS, still cannot rewrite history or borrow the retention role
+-- ---------------------------------------------------------------------------------------------
+select set_config('request.jwt.claims', json_build_object('role', 'service_role')::text, true);
+set local role service_role;
+select throws_ok($$ update public.system_audit_logs set actor = 'x' $$, '42501', null, 'service_role cannot update');
+select throws_ok($$ delete from public.system_audit_logs $$, '42501', null, 'service_role cannot delete');
+select throws_ok($$ truncate public.system_audit_logs $$, '42501', null, 'service_role cannot truncate');
+-- (SET ROLE is checked against the session user, postgres here, so test the membership itself.)
+select ok(not pg_has_role('service_role', 'audit_log_retention', 'MEMBER'),
+  'service_role is not a member of the retention role: it cannot SET ROLE to it');
+select throws_ok(
+  $$ select * from private.delete_audit_logs_batch('-infinity', now() - interval '2 years', 1000) $$,
+  '42501', null, 'service_role cannot call the deletion function');
+select throws_ok($$ select private.purge_expired_audit_logs() $$, '42501', null,
+  'service_role cannot run the audit purge');
+reset role;
+
+-- ---------------------------------------------------------------------------------------------
+-- postgres (superuser locally; owner of the table on hosted Supabase)
+-- ---------------------------------------------------------------------------------------------
+select throws_ok($$ update public.system_audit_logs set actor = 'x' $$, '42501', null, 'postgres cannot update');
+select throws_ok($$ delete from public.system_audit_logs where target = 'appendtest:expired' $$, '42501', null,
+  'postgres cannot delete, not even an expired row');
+select throws_ok($$ truncate public.system_audit_logs $$, '42501', null, 'postgres cannot truncate');
+-- The ACL itself (has_table_privilege() is always true for a superuser).
+select is(
+  (select array_agg(a.privilege_type::text order by a.privilege_type)
+   from pg_catalog.pg_class as c, aclexplode(c.relacl) as a
+   where c.oid = 'public.system_audit_logs'::regclass and a.grantee = 'postgres'::regrole),
+  array['INSERT', 'REFERENCES', 'SELECT', 'TRIGGER'],
+  'the owner postgres holds no UPDATE/DELETE/TRUNCATE privilege');
+-- Re-granting the privileges does not help: the trigger still refuses.
+grant update, delete, truncate on public.system_audit_logs to postgres, service_role;
+select throws_ok($$ delete from public.system_audit_logs $$, '42501', null,
+  'postgres cannot delete even with the privilege re-granted');
+select throws_ok($$ update public.system_audit_logs set details = '{}' $$, '42501', null,
+  'postgres cannot update even with the privilege re-granted');
+set local role service_role;
+select throws_ok($$ delete from public.system_audit_logs $$, '42501', null,
+  'service_role cannot delete even with the privilege granted');
+reset role;
+revoke update, delete, truncate on public.system_audit_logs from postgres, service_role;
+select throws_ok(
+  $$ select * from private.delete_audit_logs_batch('-infinity', now() - interval '30 days', 1000) $$,
+  '42501', null, 'the deletion function refuses a cut-off newer than one year');
+select throws_ok(
+  $$ select private.purge_expired_audit_logs(now()) $$,
+  '22023', null, 'the audit purge refuses a cut-off newer than one year');
+
+-- ---------------------------------------------------------------------------------------------
+-- The retention function is the exception
+-- ---------------------------------------------------------------------------------------------
+select lives_ok($$ select private.purge_expired_audit_logs() $$, 'the audit purge runs');
+select is((select count(*)::int from public.system_audit_logs where target = 'appendtest:expired'), 0,
+  'the purge deleted the row older than one year');
+select is((select count(*)::int from public.system_audit_logs where target = 'appendtest:recent'), 1,
+  'the purge kept the recent row');
+select is((select count(*)::int from pg_catalog.pg_auth_members as m
+           where m.roleid = 'audit_log_retention'::regrole), 0,
+  'nobody is a member of audit_log_retention');
+select ok(not (select rolcanlogin from pg_catalog.pg_roles where rolname = 'audit_log_retention'),
+  'audit_log_retention cannot log in');
+
+select * from finish();
+rollback;
