@@ -1,0 +1,69 @@
+// Failures: a function that throws or rejects, a worker that dies, unknown functions and paths.
+import assert from "node:assert/strict";
+import { env, functionUrl, waitFor } from "./_helpers.ts";
+
+async function get(url: string, headers: Record<string, string> = {}) {
+  const res = await fetch(url, { headers });
+  const text = await res.text();
+  return { res, text };
+}
+
+function assertJsonError(r: { res: Response; text: string }, status: number) {
+  assert.equal(r.res.status, status, r.text);
+  assert.match(r.res.headers.get("content-type") ?? "", /application\/json/);
+  const body = JSON.parse(r.text);
+  assert.equal(body.request_id, r.res.headers.get("x-request-id"));
+  assert.ok(body.request_id);
+  return body;
+}
+
+Deno.test("errors: a function that throws -> 500 JSON with the request id, no stack; it keeps serving", async () => {
+  const before = await get(functionUrl("boom", "?mode=ok"));
+  assert.equal(before.res.status, 200, before.text);
+
+  const thrown = await get(functionUrl("boom", "?mode=throw"), { "x-request-id": "boom-test-0001" });
+  assert.deepEqual(assertJsonError(thrown, 500), { error: "internal_error", request_id: "boom-test-0001" });
+  assert.doesNotMatch(thrown.text, /boom fixture|at handler|\.ts:/, "no message or stack in the body");
+
+  const rejected = await get(functionUrl("boom", "?mode=reject"));
+  assert.equal(assertJsonError(rejected, 500).error, "internal_error");
+
+  const after = await get(functionUrl("boom", "?mode=ok"));
+  assert.equal(after.res.status, 200, after.text);
+  assert.equal(JSON.parse(after.text).pid, JSON.parse(before.text).pid, "same worker process: it did not die");
+});
+
+Deno.test("errors: unknown function -> 404 JSON", async () => {
+  for (const name of ["no-such-function", "_shared", "disabled"]) {
+    const r = await get(functionUrl(name), { authorization: `Bearer ${env.anonKey}` });
+    assert.equal(assertJsonError(r, 404).code, "NOT_FOUND", name);
+  }
+});
+
+Deno.test("errors: paths outside /functions/v1 -> 404 JSON", async () => {
+  for (const path of ["/", "/rest/v1/tenants", "/functions/v2/echo", "/functions/v1"]) {
+    const r = await get(`${env.supabaseUrl}${path}`);
+    assertJsonError(r, 404);
+  }
+});
+
+Deno.test("errors: a worker that dies mid-request -> 502 JSON, then it is restarted", async () => {
+  const first = await get(functionUrl("crash"));
+  assert.equal(first.res.status, 200, first.text);
+  const oldPid = JSON.parse(first.text).pid;
+
+  const died = await get(functionUrl("crash", "?exit=1"));
+  assert.equal(assertJsonError(died, 502).error, "function_unreachable");
+
+  // Meanwhile the gateway answers 503 (restarting) or, once the new worker is up, 200.
+  const newPid = await waitFor("the crash worker to be restarted", async () => {
+    const r = await get(functionUrl("crash"));
+    if (r.res.status === 503) {
+      assert.equal(assertJsonError(r, 503).error, "function_unavailable");
+      return undefined;
+    }
+    assert.equal(r.res.status, 200, r.text);
+    return JSON.parse(r.text).pid as number;
+  }, { timeoutMs: 20_000, intervalMs: 100 });
+  assert.notEqual(newPid, oldPid);
+});
