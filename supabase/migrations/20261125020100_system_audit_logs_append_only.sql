@@ -25,7 +25,7 @@ begin
   end if;
 end
 $$;
-comment on role audit_log_retention is 'Owner of private.delete_audit_logs_before(); the only role system_audit_logs'' append-only trigger lets DELETE. NOLOGIN, no members.';
+comment on role audit_log_retention is 'Owner of private.delete_audit_logs_between(); the only role system_audit_logs'' append-only trigger lets DELETE. NOLOGIN, no members.';
 
 revoke update, delete, truncate on public.system_audit_logs
   from public, anon, authenticated, service_role, postgres;
@@ -37,7 +37,7 @@ set search_path = ''
 as $$
 begin
   -- Not SECURITY DEFINER on purpose: current_user is the role running the statement, i.e.
-  -- audit_log_retention only inside private.delete_audit_logs_before().
+  -- audit_log_retention only inside private.delete_audit_logs_between().
   if tg_op = 'DELETE' and current_user = 'audit_log_retention' then
     return null;
   end if;

@@ -51,7 +51,7 @@ select throws_ok($$ truncate public.system_audit_logs $$, '42501', null, 'servic
 select ok(not pg_has_role('service_role', 'audit_log_retention', 'MEMBER'),
   'service_role is not a member of the retention role: it cannot SET ROLE to it');
 select throws_ok(
-  $$ select * from private.delete_audit_logs_batch('-infinity', now() - interval '2 years', 1000) $$,
+  $$ select * from private.delete_audit_logs_between('-infinity', now() - interval '2 years') $$,
   '42501', null, 'service_role cannot call the deletion function');
 select throws_ok($$ select private.purge_expired_audit_logs() $$, '42501', null,
   'service_role cannot run the audit purge');
@@ -83,7 +83,7 @@ select throws_ok($$ delete from public.system_audit_logs $$, '42501', null,
 reset role;
 revoke update, delete, truncate on public.system_audit_logs from postgres, service_role;
 select throws_ok(
-  $$ select * from private.delete_audit_logs_batch('-infinity', now() - interval '30 days', 1000) $$,
+  $$ select * from private.delete_audit_logs_between('-infinity', now() - interval '30 days') $$,
   '42501', null, 'the deletion function refuses a cut-off newer than one year');
 select throws_ok(
   $$ select private.purge_expired_audit_logs(now()) $$,
