@@ -9,7 +9,9 @@ import { SignJWT } from "jose";
 
 function requireEnv(name: string): string {
   const value = Deno.env.get(name);
-  if (!value) throw new Error(`${name} is not set: run the tests through the test orchestrator (see tests/_helpers.ts)`);
+  if (!value) {
+    throw new Error(`${name} is not set: run the tests through the test orchestrator (see tests/_helpers.ts)`);
+  }
   return value;
 }
 

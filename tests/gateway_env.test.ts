@@ -38,7 +38,11 @@ Deno.test("env: nothing else of the gateway's environment is visible", async () 
   const allowed = new Set<string>([
     ...RUNTIME_ENV_NAMES,
     ...Object.keys(parseDotenv(await Deno.readTextFile(FIXTURE_ENV_FILE))),
-    "SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL", "FUNCTIONS_PUBLIC_URL",
+    "SUPABASE_URL",
+    "SUPABASE_ANON_KEY",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "SUPABASE_DB_URL",
+    "FUNCTIONS_PUBLIC_URL",
   ]);
   const forbidden = ["SUPABASE_JWT_SECRET", "GATEWAY_HOST", "GATEWAY_PORT", "PGPASSWORD", "SHELL", "PWD"];
   for (const name of forbidden) assert.ok(!seen.names.includes(name), `${name} leaked into a function`);

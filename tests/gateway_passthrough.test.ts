@@ -28,7 +28,7 @@ Deno.test("pass-through: a binary body arrives unchanged (every byte value, odd 
 Deno.test("pass-through: a form body with odd encodings is not re-encoded", async () => {
   // Mixed percent-encoding case, '+' for spaces, an invalid escape, an empty value, a bare key,
   // a raw Latin-1 byte (0xE9) and raw UTF-8: any decoding/re-encoding would change the hash.
-  const body = latin1("To=%2B15145550123&Body=Caf%c3%A9+%26+th%C3%A9++!&Bad=%zz&Empty=&Bare&Raw=caf\xe9&") ;
+  const body = latin1("To=%2B15145550123&Body=Caf%c3%A9+%26+th%C3%A9++!&Bad=%zz&Empty=&Bare&Raw=caf\xe9&");
   const utf8 = new TextEncoder().encode("Utf8=\u00e9t\u00e9\u2713");
   const bytes = new Uint8Array([...body, ...utf8]);
   const contentType = "application/x-www-form-urlencoded; charset=ISO-8859-1";

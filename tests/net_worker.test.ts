@@ -39,24 +39,28 @@ Deno.test("net: a request queued in a transaction that rolls back is never sent"
   const ids: string[] = [];
   try {
     await withDb(async (sql) => {
-      const token = crypto.randomUUID();
-      await assert.rejects(
-        sql.begin(async (tx) => {
-          const [{ id }] = await tx`select net.http_post(${`${server.url}/rolled-back/${token}`}, '{"n": 1}'::jsonb)::text as id`;
-          ids.push(id);
-          throw new Rollback();
-        }),
-        Rollback,
-      );
-      // A committed request queued after it, to know the worker has gone past the rolled-back id.
-      const [{ id: later }] = await sql`select net.http_get(${`${server.url}/committed/${token}`})::text as id`;
-      ids.push(later);
-      await waitFor("the committed request", responseRow(sql, later));
-      await delay(GRACE_MS);
-      assert.equal(server.hitsFor(`/rolled-back/${token}`).length, 0, "the rolled-back request was sent");
-      assert.equal(server.hitsFor(`/committed/${token}`).length, 1);
-      assert.equal(await responseRow(sql, ids[0])(), undefined, "a response was recorded for a rolled-back request");
-      await cleanup(sql, ids);
+      try {
+        const token = crypto.randomUUID();
+        await assert.rejects(
+          sql.begin(async (tx) => {
+            const [{ id }] =
+              await tx`select net.http_post(${`${server.url}/rolled-back/${token}`}, '{"n": 1}'::jsonb)::text as id`;
+            ids.push(id);
+            throw new Rollback();
+          }),
+          Rollback,
+        );
+        // A committed request queued after it, to know the worker has gone past the rolled-back id.
+        const [{ id: later }] = await sql`select net.http_get(${`${server.url}/committed/${token}`})::text as id`;
+        ids.push(later);
+        await waitFor("the committed request", responseRow(sql, later));
+        await delay(GRACE_MS);
+        assert.equal(server.hitsFor(`/rolled-back/${token}`).length, 0, "the rolled-back request was sent");
+        assert.equal(server.hitsFor(`/committed/${token}`).length, 1);
+        assert.equal(await responseRow(sql, ids[0])(), undefined, "a response was recorded for a rolled-back request");
+      } finally {
+        await cleanup(sql, ids);
+      }
     });
   } finally {
     await server.close();
@@ -73,40 +77,44 @@ Deno.test("net: a committed http_post is sent exactly once and its response reco
   const ids: string[] = [];
   try {
     await withDb(async (sql) => {
-      const path = `/committed-post/${crypto.randomUUID()}`;
-      const id = await sql.begin(async (tx) => {
-        const [{ id }] = await tx`
+      try {
+        const path = `/committed-post/${crypto.randomUUID()}`;
+        const id = await sql.begin(async (tx) => {
+          const [{ id }] = await tx`
           select net.http_post(
             url := ${server.url + path},
             body := '{"phone": "+15145550142", "n": 1}'::jsonb,
             params := '{"tenant": "t 1"}'::jsonb,
             headers := '{"Content-Type": "application/json", "X-Api-Key": "test-key-123"}'::jsonb
           )::text as id`;
-        // Not before commit: PostgreSQL delivers the NOTIFY at commit; the poll cannot see it either.
-        await delay(1_500);
-        assert.equal(server.hitsFor(path).length, 0, "sent before its transaction committed");
-        return id as string;
-      });
-      ids.push(id);
-      const row = await waitFor("the recorded response", responseRow(sql, id));
-      await delay(GRACE_MS);
-      const hits = server.hitsFor(path);
-      assert.equal(hits.length, 1, `sent ${hits.length} times`);
-      assert.equal(hits[0].method, "POST");
-      assert.equal(hits[0].query, "?tenant=t%201");
-      assert.equal(hits[0].headers.get("x-api-key"), "test-key-123");
-      assert.equal(hits[0].headers.get("content-type"), "application/json");
-      assert.deepEqual(JSON.parse(new TextDecoder().decode(hits[0].body)), { phone: "+15145550142", n: 1 });
+          // Not before commit: PostgreSQL delivers the NOTIFY at commit; the poll cannot see it either.
+          await delay(1_500);
+          assert.equal(server.hitsFor(path).length, 0, "sent before its transaction committed");
+          return id as string;
+        });
+        ids.push(id);
+        const row = await waitFor("the recorded response", responseRow(sql, id));
+        await delay(GRACE_MS);
+        const hits = server.hitsFor(path);
+        assert.equal(hits.length, 1, `sent ${hits.length} times`);
+        assert.equal(hits[0].method, "POST");
+        assert.equal(hits[0].query, "?tenant=t%201");
+        assert.equal(hits[0].headers.get("x-api-key"), "test-key-123");
+        assert.equal(hits[0].headers.get("content-type"), "application/json");
+        assert.deepEqual(JSON.parse(new TextDecoder().decode(hits[0].body)), { phone: "+15145550142", n: 1 });
 
-      assert.equal(row.status_code, 201);
-      assert.match(row.content_type ?? "", /^application\/json/);
-      assert.equal(row.headers?.["x-hit-server"], "yes");
-      assert.deepEqual(JSON.parse(row.content ?? ""), { received: '{"n": 1, "phone": "+15145550142"}' });
-      assert.equal(row.timed_out, false);
-      assert.equal(row.error_msg, null);
-      const [{ queued }] = await sql`select count(*)::int as queued from net.http_request_queue where id = ${id}::bigint`;
-      assert.equal(queued, 0, "the request is no longer queued");
-      await cleanup(sql, ids);
+        assert.equal(row.status_code, 201);
+        assert.match(row.content_type ?? "", /^application\/json/);
+        assert.equal(row.headers?.["x-hit-server"], "yes");
+        assert.deepEqual(JSON.parse(row.content ?? ""), { received: '{"n": 1, "phone": "+15145550142"}' });
+        assert.equal(row.timed_out, false);
+        assert.equal(row.error_msg, null);
+        const [{ queued }] =
+          await sql`select count(*)::int as queued from net.http_request_queue where id = ${id}::bigint`;
+        assert.equal(queued, 0, "the request is no longer queued");
+      } finally {
+        await cleanup(sql, ids);
+      }
     });
   } finally {
     await server.close();
@@ -124,11 +132,14 @@ Deno.test("net: a request that exceeds timeout_milliseconds is recorded as timed
     await withDb(async (sql) => {
       const [{ id }] = await sql`
         select net.http_get(${`${server.url}/slow/${crypto.randomUUID()}`}, timeout_milliseconds := 300)::text as id`;
-      const row = await waitFor("the timed-out response", responseRow(sql, id), { timeoutMs: 8_000 });
-      assert.equal(row.timed_out, true);
-      assert.equal(row.status_code, null);
-      assert.match(row.error_msg ?? "", /Timeout of 300 ms/);
-      await cleanup(sql, [id]);
+      try {
+        const row = await waitFor("the timed-out response", responseRow(sql, id), { timeoutMs: 8_000 });
+        assert.equal(row.timed_out, true);
+        assert.equal(row.status_code, null);
+        assert.match(row.error_msg ?? "", /Timeout of 300 ms/);
+      } finally {
+        await cleanup(sql, [id]);
+      }
     });
   } finally {
     release();
@@ -143,10 +154,13 @@ Deno.test("net: an unreachable URL is recorded with its error", async () => {
   probe.close();
   await withDb(async (sql) => {
     const [{ id }] = await sql`select net.http_delete(${`http://127.0.0.1:${port}/gone`})::text as id`;
-    const row = await waitFor("the failed response", responseRow(sql, id));
-    assert.equal(row.status_code, null);
-    assert.equal(row.timed_out, false);
-    assert.ok(row.error_msg, "an error message is recorded");
-    await cleanup(sql, [id]);
+    try {
+      const row = await waitFor("the failed response", responseRow(sql, id));
+      assert.equal(row.status_code, null);
+      assert.equal(row.timed_out, false);
+      assert.ok(row.error_msg, "an error message is recorded");
+    } finally {
+      await cleanup(sql, [id]);
+    }
   });
 });

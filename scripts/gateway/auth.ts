@@ -8,12 +8,15 @@ function unauthorized(body: Record<string, unknown>, requestId: string): Respons
   return Response.json(body, { status: 401, headers: { "x-request-id": requestId } });
 }
 
-export function jwtKey(secret: string): Uint8Array {
-  return new TextEncoder().encode(secret);
+/** The HMAC key, imported once: jose would otherwise import the raw secret on every request. */
+export function jwtKey(secret: string): Promise<CryptoKey> {
+  return crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "verify",
+  ]);
 }
 
 /** Checks the Authorization header; on failure returns the 401 Supabase would send. */
-export async function checkJwt(authorization: string | null, key: Uint8Array, requestId: string): Promise<JwtCheck> {
+export async function checkJwt(authorization: string | null, key: CryptoKey, requestId: string): Promise<JwtCheck> {
   if (!authorization) {
     return { ok: false, response: unauthorized({ msg: "Error: Missing authorization header" }, requestId) };
   }

@@ -131,8 +131,10 @@ export function parseDotenv(text: string): Record<string, string> {
     if (value.length >= 2 && value.startsWith("'") && value.endsWith("'")) {
       value = value.slice(1, -1);
     } else if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) {
-      value = value.slice(1, -1).replace(/\\([nrt"\\])/g, (_, c: string) =>
-        ({ n: "\n", r: "\r", t: "\t", '"': '"', "\\": "\\" })[c]!);
+      value = value.slice(1, -1).replace(
+        /\\([nrt"\\])/g,
+        (_, c: string) => ({ n: "\n", r: "\r", t: "\t", '"': '"', "\\": "\\" })[c]!,
+      );
     } else {
       // Unquoted: an inline comment starts at " #".
       const hash = value.search(/\s#/);
@@ -155,11 +157,29 @@ export async function loadEnvFiles(files: string[]): Promise<Record<string, stri
  * through a proxy, trust the local CA). Nothing else of the gateway's environment reaches a function.
  */
 export const RUNTIME_ENV_NAMES = [
-  "PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR",
-  "DENO_DIR", "DENO_CERT", "DENO_TLS_CA_STORE", "DENO_AUTH_TOKENS", "DENO_NO_UPDATE_CHECK",
-  "NPM_CONFIG_REGISTRY", "XDG_CACHE_HOME",
-  "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-  "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS",
+  "PATH",
+  "HOME",
+  "USER",
+  "LANG",
+  "LC_ALL",
+  "TZ",
+  "TMPDIR",
+  "DENO_DIR",
+  "DENO_CERT",
+  "DENO_TLS_CA_STORE",
+  "DENO_AUTH_TOKENS",
+  "DENO_NO_UPDATE_CHECK",
+  "NPM_CONFIG_REGISTRY",
+  "XDG_CACHE_HOME",
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "NODE_EXTRA_CA_CERTS",
 ] as const;
 
 /** The variables the platform itself sets for every function (dotenv files cannot override them). */

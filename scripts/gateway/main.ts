@@ -85,7 +85,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   for (const source of options.functionSources) {
     for (const spec of await discoverFunctions(source)) {
       const clash = specs.get(spec.name);
-      if (clash) throw new Error(`function "${spec.name}" is defined twice: ${clash.entrypoint} and ${spec.entrypoint}`);
+      if (clash) {
+        throw new Error(`function "${spec.name}" is defined twice: ${clash.entrypoint} and ${spec.entrypoint}`);
+      }
       specs.set(spec.name, spec);
     }
   }
@@ -93,7 +95,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   if (needsJwt && !options.jwtSecret) {
     throw new Error("SUPABASE_JWT_SECRET is required: some functions have verify_jwt = true");
   }
-  const key = options.jwtSecret ? jwtKey(options.jwtSecret) : undefined;
+  const key = options.jwtSecret ? await jwtKey(options.jwtSecret) : undefined;
   const dotenv = await loadEnvFiles(options.envFiles ?? []);
 
   const proxy = new WorkerProxy();
@@ -113,7 +115,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       response = jsonError(500, { error: "gateway_error" }, requestId);
     }
     const ms = (performance.now() - started).toFixed(1);
-    requestLog(`${new Date().toISOString()} ${requestId} ${req.method} ${path} ${response.status} ${ms}ms ${functionName}`);
+    requestLog(
+      `${new Date().toISOString()} ${requestId} ${req.method} ${path} ${response.status} ${ms}ms ${functionName}`,
+    );
     return response;
 
     async function route(): Promise<Response> {
@@ -133,15 +137,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         if (!check.ok) return check.response;
       }
       if (worker.port === undefined) {
-        return jsonError(503, {
-          error: "function_unavailable",
-          message: `Function "${name}" is ${worker.state === "stopped" ? "stopped" : "restarting"}; retry shortly`,
-        }, requestId, { "retry-after": "1" });
+        return jsonError(
+          503,
+          {
+            error: "function_unavailable",
+            message: `Function "${name}" is ${worker.state === "stopped" ? "stopped" : "restarting"}; retry shortly`,
+          },
+          requestId,
+          { "retry-after": "1" },
+        );
       }
       const headers = new Headers(req.headers);
       headers.set("x-request-id", requestId);
       // Behind a tunnel these already say what the provider called: keep them.
-      if (!headers.has("x-forwarded-host") && headers.has("host")) headers.set("x-forwarded-host", headers.get("host")!);
+      if (!headers.has("x-forwarded-host") && headers.has("host")) {
+        headers.set("x-forwarded-host", headers.get("host")!);
+      }
       if (!headers.has("x-forwarded-proto")) headers.set("x-forwarded-proto", "http");
       try {
         // The function sees /<name>/<rest>?<raw query>, as on hosted Supabase.
@@ -180,13 +191,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const url = `http://${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
 
   const supabaseUrl = options.supabaseUrl || url;
-  const workerEnv = buildWorkerEnv(dotenv, {
-    SUPABASE_URL: supabaseUrl,
-    SUPABASE_ANON_KEY: options.anonKey,
-    SUPABASE_SERVICE_ROLE_KEY: options.serviceRoleKey,
-    SUPABASE_DB_URL: options.dbUrl,
-    FUNCTIONS_PUBLIC_URL: options.functionsPublicUrl,
-  }, undefined, log);
+  const workerEnv = buildWorkerEnv(
+    dotenv,
+    {
+      SUPABASE_URL: supabaseUrl,
+      SUPABASE_ANON_KEY: options.anonKey,
+      SUPABASE_SERVICE_ROLE_KEY: options.serviceRoleKey,
+      SUPABASE_DB_URL: options.dbUrl,
+      FUNCTIONS_PUBLIC_URL: options.functionsPublicUrl,
+    },
+    undefined,
+    log,
+  );
 
   let netWorker: NetWorker | undefined;
   const close = async () => {

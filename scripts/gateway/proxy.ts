@@ -6,7 +6,14 @@ import http from "node:http";
 
 /** Connection-level headers: they describe the client's hop, not the request. */
 const HOP_BY_HOP = new Set([
-  "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "upgrade", "expect",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "upgrade",
+  "expect",
 ]);
 
 export interface ForwardRequest {

@@ -54,7 +54,17 @@ export class FunctionWorker {
     const nonce = crypto.randomUUID();
     const startedAt = Date.now();
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", "--config", DENO_CONFIG, WORKER_SCRIPT, this.spec.entrypoint, nonce, this.spec.name],
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        "--config",
+        DENO_CONFIG,
+        WORKER_SCRIPT,
+        this.spec.entrypoint,
+        nonce,
+        this.spec.name,
+      ],
       cwd: REPO_ROOT,
       env: this.env,
       clearEnv: true, // the function sees its own env, never the gateway's (JWT secret, DB password...)
@@ -102,7 +112,9 @@ export class FunctionWorker {
       const delay = this.#backoffMs;
       this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
       this.log(
-        `${prefix}worker exited (code ${status.code}${status.signal ? `, ${status.signal}` : ""}); restarting in ${delay} ms`,
+        `${prefix}worker exited (code ${status.code}${
+          status.signal ? `, ${status.signal}` : ""
+        }); restarting in ${delay} ms`,
       );
       this.restarts++;
       this.#restartTimer = setTimeout(() => {
