@@ -1,6 +1,6 @@
 // Failures: a function that throws or rejects, a worker that dies, unknown functions and paths.
 import assert from "node:assert/strict";
-import { env, functionUrl, waitFor } from "./_helpers.ts";
+import { delay, env, functionUrl, waitFor } from "./_helpers.ts";
 
 async function get(url: string, headers: Record<string, string> = {}) {
   const res = await fetch(url, { headers });
@@ -31,6 +31,16 @@ Deno.test("errors: a function that throws -> 500 JSON with the request id, no st
   const after = await get(functionUrl("boom", "?mode=ok"));
   assert.equal(after.res.status, 200, after.text);
   assert.equal(JSON.parse(after.text).pid, JSON.parse(before.text).pid, "same worker process: it did not die");
+});
+
+Deno.test("errors: a failing background task or a stray rejection does not kill the worker", async () => {
+  const background = await get(functionUrl("boom", "?mode=background"));
+  assert.equal(background.res.status, 200, background.text);
+  const pid = JSON.parse(background.text).pid;
+  await delay(200); // let the rejections surface in the worker
+  const after = await get(functionUrl("boom", "?mode=ok"));
+  assert.equal(after.res.status, 200, after.text);
+  assert.equal(JSON.parse(after.text).pid, pid, "same worker process");
 });
 
 Deno.test("errors: unknown function -> 404 JSON", async () => {

@@ -53,10 +53,10 @@ export async function startNetWorker(options: NetWorkerOptions): Promise<NetWork
   const inFlight = new Set<Promise<void>>();
   let lastError = "";
 
-  const claim = () =>
+  const claim = (limit: number) =>
     sql<QueuedRequest[]>`
       delete from net.http_request_queue
-       where id in (select id from net.http_request_queue order by id limit ${batchSize} for update skip locked)
+       where id in (select id from net.http_request_queue order by id limit ${limit} for update skip locked)
       returning id::text, method::text, url, headers, body, timeout_milliseconds`;
 
   async function send(request: QueuedRequest): Promise<void> {
@@ -111,12 +111,16 @@ export async function startNetWorker(options: NetWorkerOptions): Promise<NetWork
 
   async function drainOnce(): Promise<void> {
     while (!closed) {
-      const batch = await claim();
+      // At most batchSize requests in flight, as pg_net works batch by batch: a claimed request is
+      // gone from the queue, so claiming far ahead of sending would only widen what a crash loses.
+      while (inFlight.size >= batchSize) await Promise.race(inFlight);
+      const room = batchSize - inFlight.size;
+      const batch = await claim(room);
       for (const request of batch) {
         const sending = send(request).finally(() => inFlight.delete(sending));
         inFlight.add(sending);
       }
-      if (batch.length < batchSize) return;
+      if (batch.length < room) return;
     }
   }
 

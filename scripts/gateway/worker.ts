@@ -60,6 +60,14 @@ async function main() {
     console.error("uncaught error:", event.error);
   });
 
+  // Supabase's runtime global for background work that outlives the response; here the worker
+  // is long-lived anyway, so the promise just runs on (its failure is logged).
+  (globalThis as { EdgeRuntime?: unknown }).EdgeRuntime ??= {
+    waitUntil(promise: Promise<unknown>) {
+      Promise.resolve(promise).catch((error) => console.error("EdgeRuntime.waitUntil task failed:", error));
+    },
+  };
+
   const realServe = Deno.serve.bind(Deno) as (...args: unknown[]) => Deno.HttpServer;
   let server: Deno.HttpServer | undefined;
   (Deno as { serve: unknown }).serve = (...args: unknown[]) => {
