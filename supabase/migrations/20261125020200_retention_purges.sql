@@ -208,12 +208,15 @@ end
 $$;
 comment on function private.delete_audit_logs_between(timestamptz, timestamptz) is 'One batch of private.purge_expired_audit_logs(): deletes system_audit_logs rows with p_from <= created_at < p_to. SECURITY DEFINER owned by audit_log_retention: the only path through the append-only trigger. Refuses p_to later than now() - 1 year.';
 
--- Ownership moves to the NOLOGIN role. On hosted Supabase postgres is not superuser: it must be
--- a member of the new owner for ALTER ... OWNER, so it joins the role for this statement only.
+-- Ownership moves to the NOLOGIN role. On hosted Supabase postgres is not superuser, and ALTER
+-- ... OWNER requires it to be a member of the new owner and the new owner to have CREATE on the
+-- schema: both are granted for this step only (checked with a non-superuser CREATEROLE role).
 do $$
 begin
   grant audit_log_retention to postgres;
+  grant create on schema private to audit_log_retention;
   alter function private.delete_audit_logs_between(timestamptz, timestamptz) owner to audit_log_retention;
+  revoke create on schema private from audit_log_retention;
   revoke audit_log_retention from postgres;
 end
 $$;

@@ -10,7 +10,7 @@
 -- day: the wrapper skips it when that day's maintenance audit row already exists (a manual re-run
 -- of the cron command, or a restart of pg_cron in the same hour, changes nothing).
 
-create function private.run_weekly_retention(p_now timestamptz default now())
+create or replace function private.run_weekly_retention(p_now timestamptz default now())
 returns jsonb
 language plpgsql
 set search_path = ''
@@ -67,7 +67,8 @@ $$;
 comment on function private.run_weekly_retention(timestamptz) is 'Called by pg_cron at 07:00 and 08:00 UTC on Sundays; runs purge_expired_sms() and purge_expired_audit_logs() only when p_now (default now()) is Sunday 03:00 in America/Montreal, each at most once per local day.';
 revoke all on function private.run_weekly_retention(timestamptz) from public;
 
--- pg_cron 1.4's cron.schedule(job_name, ...) updates the job of that name if it exists, so
--- re-applying this migration keeps one job per name with the schedule below.
+-- pg_cron 1.4's cron.schedule(job_name, ...) updates the job of that name if it exists (checked), so
+-- re-applying this whole file (CREATE OR REPLACE above) keeps one job per name with the schedule
+-- below.
 select cron.schedule('weekly-retention-0700-utc', '0 7 * * 0', 'select private.run_weekly_retention()');
 select cron.schedule('weekly-retention-0800-utc', '0 8 * * 0', 'select private.run_weekly_retention()');
