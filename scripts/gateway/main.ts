@@ -23,7 +23,7 @@ import {
 } from "./config.ts";
 import { checkJwt, jwtKey } from "./auth.ts";
 import { FunctionWorker } from "./supervisor.ts";
-import { WorkerProxy, WorkerUnreachable } from "./proxy.ts";
+import { WorkerProxy, WorkerUnreachable, worthBuffering } from "./proxy.ts";
 import { type NetWorker, startNetWorker } from "./net-worker.ts";
 
 export interface GatewayOptions {
@@ -136,6 +136,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const check = await checkJwt(req.headers.get("authorization"), key!, requestId);
         if (!check.ok) return check.response;
       }
+      // Small sized bodies are read whole first: one write to the worker instead of a JS stream pump.
+      const bufferedBody = req.body && worthBuffering(req.headers)
+        ? new Uint8Array(await req.arrayBuffer())
+        : undefined;
       if (worker.port === undefined) {
         return jsonError(
           503,
@@ -147,21 +151,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           { "retry-after": "1" },
         );
       }
-      const headers = new Headers(req.headers);
-      headers.set("x-request-id", requestId);
+      const extraHeaders: Record<string, string> = { "x-request-id": requestId };
       // Behind a tunnel these already say what the provider called: keep them.
-      if (!headers.has("x-forwarded-host") && headers.has("host")) {
-        headers.set("x-forwarded-host", headers.get("host")!);
-      }
-      if (!headers.has("x-forwarded-proto")) headers.set("x-forwarded-proto", "http");
+      const host = req.headers.get("host");
+      if (host !== null && !req.headers.has("x-forwarded-host")) extraHeaders["x-forwarded-host"] = host;
+      if (!req.headers.has("x-forwarded-proto")) extraHeaders["x-forwarded-proto"] = "http";
       try {
         // The function sees /<name>/<rest>?<raw query>, as on hosted Supabase.
         const upstream = await proxy.forward({
           port: worker.port,
           method: req.method,
           target: `/${rest}${query === undefined ? "" : `?${query}`}`,
-          headers,
-          body: req.body,
+          headers: req.headers,
+          extraHeaders,
+          body: bufferedBody ? null : req.body,
+          bufferedBody,
           // Not req.signal: a client going away cancels the streams instead (Deno.serve's
           // req.signal also fires after every successful response).
           signal: shutdown.signal,

@@ -16,17 +16,31 @@ const HOP_BY_HOP = new Set([
   "expect",
 ]);
 
+/** Bodies up to this size are read whole (one write, one Response buffer): cheaper than streaming. */
+const BUFFER_LIMIT = 1024 * 1024;
+
 export interface ForwardRequest {
   port: number;
   method: string;
   /** Raw request target for the worker, e.g. `/echo/a?b=1&b=2`, sent as is. */
   target: string;
+  /** The client's headers, forwarded minus hop-by-hop ones... */
   headers: Headers;
+  /** ...plus these (lower-case names), which replace the client's. */
+  extraHeaders: Record<string, string>;
   body: ReadableStream<Uint8Array> | null;
+  /** The whole body when the gateway already read it (small requests with a content-length). */
+  bufferedBody?: Uint8Array;
   signal: AbortSignal;
 }
 
 export class WorkerUnreachable extends Error {}
+
+/** True when the request declares a body small enough to read whole before forwarding. */
+export function worthBuffering(headers: Headers): boolean {
+  const length = headers.get("content-length");
+  return length !== null && /^\d+$/.test(length) && Number(length) <= BUFFER_LIMIT;
+}
 
 export class WorkerProxy {
   #agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256 });
@@ -36,6 +50,7 @@ export class WorkerProxy {
     r.headers.forEach((value, name) => {
       if (!HOP_BY_HOP.has(name)) headers[name] = value;
     });
+    Object.assign(headers, r.extraHeaders);
     return new Promise<Response>((resolve, reject) => {
       let settled = false;
       const fail = (error: Error) => {
@@ -51,36 +66,58 @@ export class WorkerProxy {
         headers,
         agent: this.#agent,
       }, (res) => {
-        settled = true;
         const responseHeaders = new Headers();
         const raw = res.rawHeaders;
         for (let i = 0; i + 1 < raw.length; i += 2) {
-          if (!HOP_BY_HOP.has(raw[i].toLowerCase()) && raw[i].toLowerCase() !== "transfer-encoding") {
-            responseHeaders.append(raw[i], raw[i + 1]);
-          }
+          const name = raw[i].toLowerCase();
+          if (!HOP_BY_HOP.has(name) && name !== "transfer-encoding") responseHeaders.append(raw[i], raw[i + 1]);
         }
         const status = res.statusCode ?? 502;
-        const bodyless = r.method === "HEAD" || status === 204 || status === 304;
-        if (bodyless) res.resume();
-        resolve(
-          new Response(bodyless ? null : readableFrom(res), {
-            status,
-            statusText: res.statusMessage,
-            headers: responseHeaders,
-          }),
-        );
+        const init = { status, statusText: res.statusMessage, headers: responseHeaders };
+        if (r.method === "HEAD" || status === 204 || status === 304) {
+          settled = true;
+          res.resume();
+          resolve(new Response(null, init));
+          return;
+        }
+        const length = Number(res.headers["content-length"] ?? NaN);
+        if (length <= BUFFER_LIMIT) {
+          // Small and sized: collect it, so Deno.serve sends one buffer instead of pulling a JS stream.
+          const chunks: Uint8Array[] = [];
+          res.on("data", (chunk: Uint8Array) => chunks.push(new Uint8Array(chunk)));
+          res.on("end", () => {
+            settled = true;
+            resolve(new Response(concat(chunks, length), init));
+          });
+          res.on("error", (e: Error) => fail(new WorkerUnreachable(e.message)));
+          res.on("aborted", () => fail(new WorkerUnreachable("worker closed the response early")));
+          return;
+        }
+        settled = true;
+        resolve(new Response(readableFrom(res), init));
       });
       upstream.on("error", (e: Error) => fail(new WorkerUnreachable(e.message)));
-      const onAbort = () => upstream.destroy(new Error("client went away"));
+      const onAbort = () => upstream.destroy(new Error("gateway shutting down"));
       r.signal.addEventListener("abort", onAbort, { once: true });
       upstream.on("close", () => r.signal.removeEventListener("abort", onAbort));
-      pipeBody(r.body, upstream).catch((e) => upstream.destroy(e));
+      if (r.bufferedBody) upstream.end(r.bufferedBody);
+      else pipeBody(r.body, upstream).catch((e) => upstream.destroy(e));
     });
   }
 
   close() {
     this.#agent.destroy();
   }
+}
+
+function concat(chunks: Uint8Array[], length: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk.subarray(0, length - at), at);
+    at += chunk.length;
+  }
+  return out;
 }
 
 /** Writes the client's body chunks to the worker unchanged, honouring backpressure. */
