@@ -96,12 +96,18 @@ interface TomlFunctionSection {
  * sees them. `verify_jwt` defaults to true, as on Supabase; `enabled = false` hides a function.
  */
 export async function discoverFunctions(source: FunctionSource): Promise<FunctionSpec[]> {
-  const config = parseToml(await Deno.readTextFile(source.configFile)) as {
+  const configText = await Deno.readTextFile(source.configFile).catch((error) => {
+    throw new Error(`cannot read ${source.configFile}: ${error.message}`);
+  });
+  const config = parseToml(configText) as {
     functions?: Record<string, TomlFunctionSection>;
   };
   const sections = config.functions ?? {};
   const found: FunctionSpec[] = [];
-  for await (const entry of Deno.readDir(source.dir)) {
+  const entries = await Array.fromAsync(Deno.readDir(source.dir)).catch((error) => {
+    throw new Error(`cannot read the functions folder ${source.dir}: ${error.message}`);
+  });
+  for (const entry of entries) {
     if (!entry.isDirectory || entry.name.startsWith("_") || entry.name.startsWith(".")) continue;
     const section = sections[entry.name] ?? {};
     if (section.enabled === false) continue;

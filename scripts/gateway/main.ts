@@ -220,7 +220,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   try {
     if (options.netWorker ?? true) {
       if (!options.dbUrl) throw new Error("SUPABASE_DB_URL is required for the net worker (or pass --no-net-worker)");
-      netWorker = await startNetWorker({ dbUrl: options.dbUrl, log });
+      netWorker = await startNetWorker({ dbUrl: options.dbUrl, log }).catch((error) => {
+        throw new Error(`net worker: cannot LISTEN on SUPABASE_DB_URL's database: ${error.message}`);
+      });
     }
     for (const spec of specs.values()) workers.set(spec.name, new FunctionWorker(spec, workerEnv, log));
     const started = await Promise.all([...workers.values()].map((w) => w.start()));
