@@ -2,6 +2,7 @@
 // are computed over the exact body, query string and URL the provider sent.
 import assert from "node:assert/strict";
 import { type EchoReply, env, functionUrl, header, latin1, rawHttp, sha256Hex } from "./_helpers.ts";
+import { pattern } from "./fixtures/functions/_shared/bytes.ts";
 
 async function echoPublic(rest: string, init: RequestInit = {}): Promise<{ res: Response; reply: EchoReply }> {
   const res = await fetch(functionUrl("echo-public", rest), init);
@@ -128,4 +129,26 @@ Deno.test("pass-through: methods and empty bodies", async () => {
   const head = await fetch(functionUrl("echo-public"), { method: "HEAD" });
   assert.equal(head.status, 200);
   assert.equal(await head.text(), "");
+});
+
+Deno.test("pass-through: a large sized body (streamed, not buffered, by the gateway) arrives unchanged", async () => {
+  const body = new Uint8Array(3 * 1024 * 1024 + 17);
+  for (let at = 0; at < body.length; at += 65536) crypto.getRandomValues(body.subarray(at, at + 65536));
+  const { reply } = await echoPublic("", { method: "POST", body });
+  assert.equal(reply.bodyLength, body.length);
+  assert.equal(reply.bodySha256, await sha256Hex(body));
+  assert.equal(header(reply, "content-length"), String(body.length));
+});
+
+Deno.test("pass-through: response bodies come back unchanged, sized or streamed, small or large", async () => {
+  for (const n of [0, 1, 70_000, 3 * 1024 * 1024 + 5]) {
+    for (const stream of [false, true]) {
+      const res = await fetch(functionUrl("bytes", `?n=${n}${stream ? "&stream=1" : ""}`));
+      const got = new Uint8Array(await res.arrayBuffer());
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("content-type"), "application/octet-stream");
+      assert.equal(got.length, n, `n=${n} stream=${stream}`);
+      assert.equal(await sha256Hex(got), await sha256Hex(pattern(n)), `n=${n} stream=${stream}`);
+    }
+  }
 });
