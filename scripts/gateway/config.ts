@@ -215,7 +215,7 @@ export function buildWorkerEnv(
   }
   for (const [name, value] of Object.entries(dotenv)) {
     if (name.startsWith("SUPABASE_")) {
-      warn(`env file: ${name} skipped (names starting with SUPABASE_ are reserved)`);
+      warn(`[gateway] env file: ${name} skipped (names starting with SUPABASE_ are reserved)`);
       continue;
     }
     env[name] = value;

@@ -129,8 +129,13 @@ async function pipeBody(body: ReadableStream<Uint8Array> | null, upstream: http.
   for await (const chunk of body) {
     if (!upstream.write(chunk)) {
       await new Promise<void>((resolve) => {
-        upstream.once("drain", resolve);
-        upstream.once("close", resolve);
+        const done = () => {
+          upstream.off("drain", done);
+          upstream.off("close", done);
+          resolve();
+        };
+        upstream.on("drain", done);
+        upstream.on("close", done);
       });
     }
     if (upstream.destroyed) return;

@@ -83,9 +83,12 @@ export class FunctionWorker {
 
     const prefix = `[${this.spec.name}] `;
     forEachLine(child.stdout, (line) => {
-      if (line.startsWith(`${LISTENING_MARKER} ${nonce} `)) {
+      // Not startsWith: the function may have written to stdout without a newline before it.
+      const marker = line.indexOf(`${LISTENING_MARKER} ${nonce} `);
+      if (marker >= 0) {
+        if (marker > 0) this.log(prefix + line.slice(0, marker));
         clearTimeout(startTimer);
-        this.port = Number(line.slice(LISTENING_MARKER.length + nonce.length + 2));
+        this.port = Number(line.slice(marker + LISTENING_MARKER.length + nonce.length + 2));
         this.state = "up";
         this.log(`${prefix}worker up (pid ${child.pid}, port ${this.port})`);
         this.#resolveFirstStart(true);
