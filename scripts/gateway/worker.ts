@@ -75,7 +75,9 @@ async function main() {
     const { handler, options } = captureServeArgs(args);
     const guarded: Handler = async (req, info) => {
       try {
-        return await handler(req, info);
+        const response = await handler(req, info);
+        if (!(response instanceof Response)) throw new TypeError("the handler did not return a Response");
+        return response;
       } catch (error) {
         const requestId = req.headers.get("x-request-id");
         // The stack goes to the log, never to the client.
