@@ -6,6 +6,7 @@ import { parseDotenv, RUNTIME_ENV_NAMES } from "../scripts/gateway/config.ts";
 import { type EchoReply, env, functionUrl } from "./_helpers.ts";
 
 const FIXTURE_ENV_FILE = fileURLToPath(new URL("./fixtures/functions/.env.test", import.meta.url));
+const PROJECT_ENV_FILE = fileURLToPath(new URL("../supabase/functions/.env", import.meta.url));
 
 async function echoEnv(): Promise<EchoReply["env"]> {
   const res = await fetch(functionUrl("echo-public"));
@@ -35,9 +36,12 @@ Deno.test("env: nothing else of the gateway's environment is visible", async () 
   const seen = await echoEnv();
   assert.equal(seen.jwtSecretVisible, false, "SUPABASE_JWT_SECRET leaked into a function");
   assert.equal(seen.gatewayPortVisible, false, "GATEWAY_PORT leaked into a function");
+  // The project's own functions env file may be passed to the gateway as well: its names are allowed.
+  const projectEnv = await Deno.readTextFile(PROJECT_ENV_FILE).catch(() => "");
   const allowed = new Set<string>([
     ...RUNTIME_ENV_NAMES,
     ...Object.keys(parseDotenv(await Deno.readTextFile(FIXTURE_ENV_FILE))),
+    ...Object.keys(parseDotenv(projectEnv)).filter((name) => !name.startsWith("SUPABASE_")),
     "SUPABASE_URL",
     "SUPABASE_ANON_KEY",
     "SUPABASE_SERVICE_ROLE_KEY",
