@@ -32,7 +32,8 @@ create table public.sms_alerts (
   provider_message_id text unique check (provider_message_id <> ''),
   error_code integer,
   error_message text,
-  created_at timestamptz not null default now(),
+  -- Finite: retention walks created_at ranges from the oldest row.
+  created_at timestamptz not null default now() check (isfinite(created_at)),
   updated_at timestamptz not null default now(),
   sent_at timestamptz,
   delivered_at timestamptz
@@ -79,7 +80,7 @@ create table public.sms_consent_events (
   message_body text check (length(message_body) <= 1600),
   provider_message_id text,
   actor text,
-  created_at timestamptz not null default now(),
+  created_at timestamptz not null default now() check (isfinite(created_at)),
   -- A keyword event is the proof that the worker texted STOP/START: the keyword is required.
   constraint sms_consent_events_keyword_required check (source <> 'keyword' or keyword is not null)
 );
@@ -114,7 +115,7 @@ comment on column public.sms_consent_events.created_at is 'When the consent chan
 -- ---------------------------------------------------------------------------------------------
 create table public.system_audit_logs (
   id bigint generated always as identity primary key,
-  created_at timestamptz not null default now(),
+  created_at timestamptz not null default now() check (isfinite(created_at)),
   area text not null check (area in (
     'stripe', 'twilio', 'vercel', 'supabase', 'dns', 'database', 'billing', 'maintenance', 'system'
   )),

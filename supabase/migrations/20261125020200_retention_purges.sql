@@ -37,14 +37,17 @@
 -- cannot be used to erase recent history.
 
 -- Width of the next range: aimed at p_batch_size rows from the density of the range just purged,
--- growing at most 4x (sparse or empty stretches) and shrinking at most 4x per step.
+-- growing at most 4x (sparse or empty stretches) and shrinking at most 4x per step. Kept between
+-- 1 ms (a range always advances past a timestamp shared by many rows: they go in one batch) and
+-- about 100 years (no interval overflow on odd data).
 create function private.next_purge_window(p_window_seconds float8, p_rows bigint, p_batch_size integer)
 returns float8
 language sql
 immutable
 set search_path = ''
 as $$
-  select p_window_seconds * least(4.0, greatest(0.25, p_batch_size::float8 / greatest(p_rows, 1)))
+  select greatest(0.001, least(3.15e9,
+    p_window_seconds * least(4.0, greatest(0.25, p_batch_size::float8 / greatest(p_rows, 1)))))
 $$;
 comment on function private.next_purge_window(float8, bigint, integer) is 'Retention batching: width in seconds of the next created_at range, aimed at p_batch_size rows given p_rows found in a range of p_window_seconds.';
 

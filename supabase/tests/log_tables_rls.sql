@@ -4,7 +4,7 @@
 -- rows; service_role writes; nobody but the retention functions deletes. Fixtures are created in
 -- the test transaction (independent of seed.sql) and rolled back.
 begin;
-select plan(46);
+select plan(47);
 
 -- ---------------------------------------------------------------------------------------------
 -- Fixtures (as postgres)
@@ -213,6 +213,10 @@ select throws_ok(
 select throws_ok(
   $$ insert into public.system_audit_logs (area, action) values ('mars', 'sms_send') $$,
   '23514', null, 'system_audit_logs.area is checked');
+select throws_ok(
+  $$ insert into public.sms_alerts (direction, from_number, to_number, body, status, created_at)
+     values ('inbound', '+15145550124', '+15145550199', 'x', 'received', '-infinity') $$,
+  '23514', null, 'created_at must be finite (retention walks it from the oldest row)');
 select lives_ok(
   $$ delete from public.workers where id = '1a000000-0000-4000-8000-00000000091a' $$,
   'deleting a worker keeps its SMS and consent proofs');
