@@ -22,4 +22,4 @@ $$;
 comment on function private.set_updated_at() is 'BEFORE UPDATE trigger: sets updated_at to now().';
 
 -- Trigger functions run without an EXECUTE check at fire time: nobody needs to call this directly.
-revoke all on function private.set_updated_at() from public;
+revoke all on function private.set_updated_at() from public, anon, authenticated;

@@ -20,4 +20,4 @@ $$;
 comment on function private.skip_stale_stripe_update() is
   'BEFORE UPDATE trigger on Stripe-synced tables: skips an update whose stripe_updated_at is older than the row''s.';
 
-revoke all on function private.skip_stale_stripe_update() from public;
+revoke all on function private.skip_stale_stripe_update() from public, anon, authenticated;
