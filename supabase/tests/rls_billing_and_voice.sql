@@ -3,7 +3,7 @@
 -- and service_role. Readable by owners/admins of the tenant only; written by service_role only;
 -- billing_events closed to the API roles. Fixtures are created in the test transaction.
 begin;
-select plan(45);
+select plan(47);
 
 -- ---------------------------------------------------------------------------------------------
 -- Fixtures (as postgres)
@@ -85,6 +85,11 @@ select is_empty($$ select id from public.subscriptions $$, 'member A sees no sub
 select is_empty($$ select id from public.subscription_items $$, 'member A sees no subscription item');
 select is_empty($$ select id from public.invoices $$, 'member A sees no invoice');
 select throws_ok($$ select * from public.billing_events $$, '42501', null, 'member A cannot select billing_events');
+select throws_ok(
+  $$ insert into public.invoices (tenant_id, customer_id, stripe_invoice_id, status, total_cents, amount_due_cents, stripe_updated_at)
+     values ('fa000000-0000-4000-8000-000000000000', 'fa000000-0000-4000-8000-00000000c05a', 'in_ForgedByMember', 'paid', 0, 0, now()) $$,
+  '42501', null, 'member A cannot insert invoices');
+select throws_ok($$ update public.voice_calls set status = 'failed' $$, '42501', null, 'member A cannot update voice calls');
 
 reset role;
 

@@ -3,7 +3,7 @@
 -- A, admin of B, service_role. Positive and negative cases. Fixtures are created in the test
 -- transaction (independent of seed.sql) and rolled back.
 begin;
-select plan(75);
+select plan(78);
 
 -- ---------------------------------------------------------------------------------------------
 -- Fixtures (as postgres)
@@ -263,6 +263,16 @@ select is_empty($$ update public.workers set full_name = 'x' where tenant_id = '
   'admin B cannot update workers of A (0 rows)');
 select is_empty($$ delete from public.sites where tenant_id = 'fa000000-0000-4000-8000-000000000000' returning id $$,
   'admin B cannot delete sites of A (0 rows)');
+select throws_ok(
+  $$ insert into public.tenant_members (tenant_id, user_id, role)
+     values ('fa000000-0000-4000-8000-000000000000', 'fb000000-0000-4000-8000-0000000000b2', 'admin') $$,
+  '42501', null, 'admin B cannot join tenant A');
+select isnt_empty($$ update public.tenants set name = 'Tenant B renamed' where id = 'fb000000-0000-4000-8000-000000000000' returning id $$,
+  'admin B renames tenant B');
+select lives_ok(
+  $$ insert into public.workers (tenant_id, site_id, full_name, phone)
+     values ('fb000000-0000-4000-8000-000000000000', 'fb000000-0000-4000-8000-00000000051b', 'Worker B2', '+15145550111') $$,
+  'admin B creates a worker in B (same number as a worker of A: unique per tenant only)');
 
 reset role;
 
@@ -275,7 +285,7 @@ set local role service_role;
 select results_eq(
   $$ select count(*)::int from public.workers
      where tenant_id in ('fa000000-0000-4000-8000-000000000000', 'fb000000-0000-4000-8000-000000000000') $$,
-  $$ values (2) $$, 'service_role sees the workers of every tenant');
+  $$ values (3) $$, 'service_role sees the workers of every tenant');
 select lives_ok(
   $$ insert into public.tenants (id, name) values ('fd000000-0000-4000-8000-000000000000', 'Tenant D (test)') $$,
   'service_role creates a tenant');
@@ -292,8 +302,8 @@ reset role;
 select results_eq(
   $$ select name from public.tenants
      where id in ('fa000000-0000-4000-8000-000000000000', 'fb000000-0000-4000-8000-000000000000') order by name $$,
-  $$ values ('Tenant A renamed'), ('Tenant B (test)') $$,
-  'only tenant A was renamed');
+  $$ values ('Tenant A renamed'), ('Tenant B renamed') $$,
+  'each tenant was renamed by its own admin only');
 select results_eq(
   $$ select user_id, role from public.tenant_members where tenant_id = 'fa000000-0000-4000-8000-000000000000' order by user_id $$,
   $$ values ('fa000000-0000-4000-8000-0000000000a1'::uuid, 'owner'), ('fa000000-0000-4000-8000-0000000000a2'::uuid, 'owner'),
