@@ -161,7 +161,7 @@ insert into public.invoices (
    date_trunc('day', now()) - interval '2 days', date_trunc('day', now()) - interval '2 days' + interval '1 year',
    null, now() - interval '2 days');
 
-insert into public.billing_events (stripe_event_id, type, stripe_created_at, livemode, payload, received_at, processed_at, error) values
+insert into public.billing_events (stripe_event_id, type, created, livemode, payload, received_at, processed_at, error) values
   ('evt_SeedBorealCheckout', 'checkout.session.completed', now() - interval '10 days', false,
    '{"id": "evt_SeedBorealCheckout", "object": "event", "type": "checkout.session.completed", "data": {"object": {"customer": "cus_SeedBoreal01", "subscription": "sub_SeedBoreal01"}}}',
    now() - interval '10 days', now() - interval '10 days', null),

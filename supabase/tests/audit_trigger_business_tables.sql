@@ -117,7 +117,7 @@ select results_eq(
 -- ---------------------------------------------------------------------------------------------
 insert into public.customers (id, tenant_id, stripe_customer_id)
   values ('fa000000-0000-4000-8000-00000000c05a', 'fa000000-0000-4000-8000-000000000000', 'cus_AuditA');
-insert into public.billing_events (stripe_event_id, type, stripe_created_at, livemode, payload)
+insert into public.billing_events (stripe_event_id, type, created, livemode, payload)
   values ('evt_AuditA', 'customer.created', now(), false, '{"id": "evt_AuditA"}');
 
 select results_eq(

@@ -277,18 +277,18 @@ select throws_ok(
 -- ---------------------------------------------------------------------------------------------
 -- billing_events
 -- ---------------------------------------------------------------------------------------------
-insert into public.billing_events (stripe_event_id, type, stripe_created_at, livemode, payload)
+insert into public.billing_events (stripe_event_id, type, created, livemode, payload)
   values ('evt_Model1', 'invoice.paid', now(), false, '{"id": "evt_Model1"}');
 select throws_ok(
-  $$ insert into public.billing_events (stripe_event_id, type, stripe_created_at, livemode, payload)
+  $$ insert into public.billing_events (stripe_event_id, type, created, livemode, payload)
      values ('evt_Model1', 'invoice.paid', now(), false, '{"id": "evt_Model1"}') $$,
   '23505', null, 'billing_events: an event is recorded once');
 select throws_ok(
-  $$ insert into public.billing_events (stripe_event_id, type, stripe_created_at, livemode, payload)
+  $$ insert into public.billing_events (stripe_event_id, type, created, livemode, payload)
      values ('evt_Model2', 'invoice.paid', now(), false, '[1, 2]') $$,
   '23514', null, 'billing_events: payload must be a JSON object');
 select throws_ok(
-  $$ insert into public.billing_events (stripe_event_id, type, stripe_created_at, livemode, payload)
+  $$ insert into public.billing_events (stripe_event_id, type, created, livemode, payload)
      values ('not_an_event', 'invoice.paid', now(), false, '{}') $$,
   '23514', null, 'billing_events: id must be a Stripe event id');
 

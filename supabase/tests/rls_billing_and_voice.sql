@@ -50,7 +50,7 @@ insert into public.invoices (id, tenant_id, customer_id, subscription_id, stripe
   ('fb000000-0000-4000-8000-0000000001fb', 'fb000000-0000-4000-8000-000000000000', 'fb000000-0000-4000-8000-00000000c05b',
    'fb000000-0000-4000-8000-0000000005bb', 'in_TestB', 'open', 171313, 171313, now());
 
-insert into public.billing_events (stripe_event_id, type, stripe_created_at, livemode, payload) values
+insert into public.billing_events (stripe_event_id, type, created, livemode, payload) values
   ('evt_TestA', 'invoice.created', now(), false, '{"id": "evt_TestA"}');
 
 -- ---------------------------------------------------------------------------------------------
@@ -66,7 +66,7 @@ select throws_ok($$ select * from public.subscription_items $$, '42501', null, '
 select throws_ok($$ select * from public.invoices $$, '42501', null, 'anon cannot select invoices');
 select throws_ok($$ select * from public.billing_events $$, '42501', null, 'anon cannot select billing_events');
 select throws_ok(
-  $$ insert into public.billing_events (stripe_event_id, type, stripe_created_at, livemode, payload)
+  $$ insert into public.billing_events (stripe_event_id, type, created, livemode, payload)
      values ('evt_Forged', 'invoice.paid', now(), true, '{}') $$,
   '42501', null, 'anon cannot insert billing_events');
 
@@ -165,11 +165,11 @@ select results_eq(
   $$ select count(*)::int from public.voice_calls where provider_call_sid like 'CAtest%' $$,
   $$ values (3) $$, 'service_role sees every call, unknown callers included');
 select lives_ok(
-  $$ insert into public.billing_events (stripe_event_id, type, stripe_created_at, livemode, payload)
+  $$ insert into public.billing_events (stripe_event_id, type, created, livemode, payload)
      values ('evt_TestB', 'customer.subscription.updated', now(), false, '{"id": "evt_TestB"}') $$,
   'service_role records a Stripe event');
 select throws_ok(
-  $$ insert into public.billing_events (stripe_event_id, type, stripe_created_at, livemode, payload)
+  $$ insert into public.billing_events (stripe_event_id, type, created, livemode, payload)
      values ('evt_TestB', 'customer.subscription.updated', now(), false, '{"id": "evt_TestB"}') $$,
   '23505', null, 'a redelivered Stripe event hits the primary key');
 select isnt_empty(
