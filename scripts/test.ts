@@ -195,9 +195,10 @@ async function main(): Promise<void> {
 /** Starts the gateway with the project's functions and the test fixtures; resolves when ready. */
 async function startGateway(env: Record<string, string>, port: number, logFile: string): Promise<string> {
   const log = await Deno.open(logFile, { create: true, write: true, truncate: true });
-  const child = new Deno.Command(Deno.execPath(), {
+  // setsid: the gateway leads its own process group, so cleanup can signal it with its workers.
+  const child = new Deno.Command("setsid", {
     args: [
-      "run", "-A", "--config", join(REPO_ROOT, "deno.json"), join(REPO_ROOT, "scripts", "gateway", "main.ts"),
+      Deno.execPath(), "run", "-A", "--config", join(REPO_ROOT, "deno.json"), join(REPO_ROOT, "scripts", "gateway", "main.ts"),
       "--functions", "supabase/functions=supabase/config.toml",
       "--functions", "tests/fixtures/functions=tests/fixtures/functions/config.toml",
       "--env-file", "tests/fixtures/functions/.env.test",
@@ -208,12 +209,22 @@ async function startGateway(env: Record<string, string>, port: number, logFile: 
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  cleanups.push(async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch { /* already exited */ }
+  const stopGateway = async () => {
+    const signalGroup = (sig: Deno.Signal) => {
+      try {
+        Deno.kill(-child.pid, sig);
+      } catch { /* already gone */ }
+    };
+    signalGroup("SIGTERM");
+    const stopped = await Promise.race([
+      child.status.then(() => true),
+      new Promise<boolean>((res) => setTimeout(() => res(false), 10_000)),
+    ]);
+    if (!stopped) console.log("    gateway did not stop within 10 s of SIGTERM: killed");
+    signalGroup("SIGKILL"); // whatever is left of the group (workers), in every case
     await child.status;
-  });
+    await pumps;
+  };
   // Copy both streams to the log; resolve on the ready line.
   let readyResolve!: (line: string) => void;
   const readyLine = new Promise<string>((res) => (readyResolve = res));
@@ -229,7 +240,7 @@ async function startGateway(env: Record<string, string>, port: number, logFile: 
     }
   };
   const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]).finally(() => log.close());
-  cleanups.push(() => pumps.then(() => {}));
+  cleanups.push(stopGateway);
   // Neither of these may reject after the race is decided (an unhandled rejection would kill the run).
   const exited = child.status.then((s) => `gateway exited with code ${s.code} before it was ready; log: ${logFile}`);
   let timer: ReturnType<typeof setTimeout> | undefined;
