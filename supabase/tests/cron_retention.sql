@@ -3,7 +3,7 @@
 -- the instant to check as an argument: summer (EDT, UTC-4) and winter (EST, UTC-5) Sundays, both
 -- DST switch Sundays of 2026, a weekday, and repeated calls.
 begin;
-select plan(27);
+select plan(31);
 
 -- ---------------------------------------------------------------------------------------------
 -- Jobs
@@ -101,6 +101,32 @@ select is(private.run_weekly_retention('2026-07-06 07:00:00+00') ->> 'ran', 'fal
   'a Monday at 03:00 local does nothing');
 
 -- ---------------------------------------------------------------------------------------------
+-- A failing purge: logged with details->>'error', the other purge still runs
+-- ---------------------------------------------------------------------------------------------
+create function pg_temp.refuse_delete() returns trigger language plpgsql as $$
+begin
+  raise exception 'simulated failure of the SMS purge';
+end
+$$;
+create trigger refuse_delete before delete on public.sms_alerts
+  for each statement execute function pg_temp.refuse_delete();
+insert into public.sms_alerts (direction, from_number, to_number, body, status, created_at)
+  values ('inbound', '+15145550141', '+15145550199', 'vieux message', 'received', '2025-06-01 12:00:00+00');
+insert into outcome values ('failing sms', private.run_weekly_retention('2026-07-12 07:00:00+00'));
+drop trigger refuse_delete on public.sms_alerts;
+select is((select result -> 'sms_purge' ->> 'error' from outcome where label = 'failing sms'),
+  'simulated failure of the SMS purge', 'the wrapper reports the failed SMS purge');
+select ok((select result -> 'audit_purge' ? 'audit_logs_deleted' from outcome where label = 'failing sms'),
+  'the audit purge still ran');
+select is(
+  (select count(*)::int from public.system_audit_logs
+   where created_at > now() - interval '24 hours' and details ->> 'error' is not null
+     and area = 'maintenance' and action = 'sms_purge' and details ->> 'local_date' = '2026-07-12'),
+  1, 'the failure is in the audit trail, found by the guide''s "erreurs des dernières 24h" condition');
+select is(private.run_weekly_retention('2026-07-12 07:00:30+00') ->> 'sms_purge', 'already ran today',
+  'a failed run still counts for the day (at most one attempt per day; next Sunday retries)');
+
+-- ---------------------------------------------------------------------------------------------
 -- Privileges
 -- ---------------------------------------------------------------------------------------------
 set local role service_role;
@@ -112,8 +138,8 @@ reset role;
 select is(
   (select count(*)::int from public.system_audit_logs
    where area = 'maintenance' and action in ('sms_purge', 'audit_purge') and details ? 'error'
-     and created_at = now()),
-  0, 'no run of this test failed');
+     and created_at = now() and details ->> 'local_date' <> '2026-07-12'),
+  0, 'no other run of this test failed');
 
 select * from finish();
 rollback;
