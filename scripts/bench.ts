@@ -12,4 +12,9 @@ if (!load) {
   console.error(`usage: npm run bench -- <${Object.keys(benchmarks).join("|")}> [options]`);
   Deno.exit(2);
 }
-await (await load()).main(args);
+try {
+  await (await load()).main(args);
+} catch (e) {
+  console.error(`bench ${name} failed: ${e instanceof Error ? e.message : e}`);
+  Deno.exit(1);
+}

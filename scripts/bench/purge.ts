@@ -177,11 +177,15 @@ export async function main(args: string[]): Promise<void> {
   const cluster = clusterAt(home, freePort());
   let sql: postgres.Sql | undefined;
 
-  const cleanup = async () => {
-    await sql?.end({ timeout: 5 }).catch(() => {});
-    await stopCluster(cluster);
-    await Deno.remove(home, { recursive: true }).catch(() => {});
-  };
+  // Once only, whoever asks first (normal end, error, deadline or Ctrl-C).
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    cleaning ??= (async () => {
+      await sql?.end({ timeout: 5 }).catch(() => {});
+      await stopCluster(cluster);
+      await Deno.remove(home, { recursive: true }).catch(() => {});
+      console.log(`benchmark cluster removed (${home})`);
+    })();
   const onSignal = () => {
     console.error("interrupted: removing the benchmark cluster");
     cleanup().finally(() => Deno.exit(130));
@@ -255,6 +259,5 @@ export async function main(args: string[]): Promise<void> {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     await cleanup();
-    console.log(`benchmark cluster removed (${home})`);
   }
 }
