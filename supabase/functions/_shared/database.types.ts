@@ -4,7 +4,628 @@ export type Json = string | number | boolean | null | { [key: string]: Json | un
 export type Database = {
   "public": {
     Tables: {
-      [_ in never]: never;
+      "billing_events": {
+        Row: {
+          "created": string;
+          "error": string | null;
+          "livemode": boolean;
+          "payload": NonNullable<Json>;
+          "processed_at": string | null;
+          "received_at": string;
+          "stripe_event_id": string;
+          "type": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "created": string;
+          "error"?: string | null;
+          "livemode": boolean;
+          "payload": NonNullable<Json>;
+          "processed_at"?: string | null;
+          "received_at"?: string;
+          "stripe_event_id": string;
+          "type": string;
+        };
+        Update: {
+          "created"?: string;
+          "error"?: string | null;
+          "livemode"?: boolean;
+          "payload"?: NonNullable<Json>;
+          "processed_at"?: string | null;
+          "received_at"?: string;
+          "stripe_event_id"?: string;
+          "type"?: string;
+        };
+        Relationships: [];
+      };
+      "customers": {
+        Row: {
+          "created_at": string;
+          "email": string | null;
+          "id": string;
+          "livemode": boolean;
+          "stripe_customer_id": string;
+          "tenant_id": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "created_at"?: string;
+          "email"?: string | null;
+          "id"?: string;
+          "livemode"?: boolean;
+          "stripe_customer_id": string;
+          "tenant_id": string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "created_at"?: string;
+          "email"?: string | null;
+          "id"?: string;
+          "livemode"?: boolean;
+          "stripe_customer_id"?: string;
+          "tenant_id"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "customers_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: true;
+            referencedRelation: "tenants";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "invoices": {
+        Row: {
+          "amount_due_cents": number;
+          "amount_paid_cents": number;
+          "amount_remaining_cents": number;
+          "created_at": string;
+          "currency": string;
+          "customer_id": string;
+          "hosted_invoice_url": string | null;
+          "id": string;
+          "paid_at": string | null;
+          "period_end": string | null;
+          "period_start": string | null;
+          "status": string;
+          "stripe_invoice_id": string;
+          "stripe_updated_at": string;
+          "subscription_id": string | null;
+          "subtotal_cents": number;
+          "tax_cents": number;
+          "tenant_id": string;
+          "total_cents": number;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "amount_due_cents": number;
+          "amount_paid_cents"?: number;
+          "amount_remaining_cents"?: number;
+          "created_at"?: string;
+          "currency"?: string;
+          "customer_id": string;
+          "hosted_invoice_url"?: string | null;
+          "id"?: string;
+          "paid_at"?: string | null;
+          "period_end"?: string | null;
+          "period_start"?: string | null;
+          "status": string;
+          "stripe_invoice_id": string;
+          "stripe_updated_at": string;
+          "subscription_id"?: string | null;
+          "subtotal_cents"?: number;
+          "tax_cents"?: number;
+          "tenant_id": string;
+          "total_cents": number;
+          "updated_at"?: string;
+        };
+        Update: {
+          "amount_due_cents"?: number;
+          "amount_paid_cents"?: number;
+          "amount_remaining_cents"?: number;
+          "created_at"?: string;
+          "currency"?: string;
+          "customer_id"?: string;
+          "hosted_invoice_url"?: string | null;
+          "id"?: string;
+          "paid_at"?: string | null;
+          "period_end"?: string | null;
+          "period_start"?: string | null;
+          "status"?: string;
+          "stripe_invoice_id"?: string;
+          "stripe_updated_at"?: string;
+          "subscription_id"?: string | null;
+          "subtotal_cents"?: number;
+          "tax_cents"?: number;
+          "tenant_id"?: string;
+          "total_cents"?: number;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "invoices_customer_fkey";
+            columns: ["tenant_id", "customer_id"];
+            isOneToOne: false;
+            referencedRelation: "customers";
+            referencedColumns: ["tenant_id", "id"];
+          },
+          {
+            foreignKeyName: "invoices_subscription_fkey";
+            columns: ["tenant_id", "subscription_id"];
+            isOneToOne: false;
+            referencedRelation: "subscriptions";
+            referencedColumns: ["tenant_id", "id"];
+          },
+        ];
+      };
+      "sites": {
+        Row: {
+          "address": string | null;
+          "created_at": string;
+          "id": string;
+          "name": string;
+          "tenant_id": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "address"?: string | null;
+          "created_at"?: string;
+          "id"?: string;
+          "name": string;
+          "tenant_id": string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "address"?: string | null;
+          "created_at"?: string;
+          "id"?: string;
+          "name"?: string;
+          "tenant_id"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "sites_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
+            referencedRelation: "tenants";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "sms_alerts": {
+        Row: {
+          "body": string;
+          "created_at": string;
+          "delivered_at": string | null;
+          "direction": string;
+          "error_code": number | null;
+          "error_message": string | null;
+          "from_number": string;
+          "id": number;
+          "provider_message_id": string | null;
+          "sent_at": string | null;
+          "status": string;
+          "tenant_id": string | null;
+          "to_number": string;
+          "updated_at": string;
+          "worker_id": string | null;
+        };
+        ComputedFields: never;
+        Insert: {
+          "body": string;
+          "created_at"?: string;
+          "delivered_at"?: string | null;
+          "direction": string;
+          "error_code"?: number | null;
+          "error_message"?: string | null;
+          "from_number": string;
+          "id"?: never;
+          "provider_message_id"?: string | null;
+          "sent_at"?: string | null;
+          "status": string;
+          "tenant_id"?: string | null;
+          "to_number": string;
+          "updated_at"?: string;
+          "worker_id"?: string | null;
+        };
+        Update: {
+          "body"?: string;
+          "created_at"?: string;
+          "delivered_at"?: string | null;
+          "direction"?: string;
+          "error_code"?: number | null;
+          "error_message"?: string | null;
+          "from_number"?: string;
+          "id"?: never;
+          "provider_message_id"?: string | null;
+          "sent_at"?: string | null;
+          "status"?: string;
+          "tenant_id"?: string | null;
+          "to_number"?: string;
+          "updated_at"?: string;
+          "worker_id"?: string | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "sms_alerts_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
+            referencedRelation: "tenants";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "sms_alerts_worker_id_fkey";
+            columns: ["worker_id"];
+            isOneToOne: false;
+            referencedRelation: "workers";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "sms_consent_events": {
+        Row: {
+          "actor": string | null;
+          "created_at": string;
+          "id": number;
+          "keyword": string | null;
+          "message_body": string | null;
+          "new_consent": boolean;
+          "phone": string;
+          "provider_message_id": string | null;
+          "source": string;
+          "tenant_id": string;
+          "worker_id": string | null;
+        };
+        ComputedFields: never;
+        Insert: {
+          "actor"?: string | null;
+          "created_at"?: string;
+          "id"?: never;
+          "keyword"?: string | null;
+          "message_body"?: string | null;
+          "new_consent": boolean;
+          "phone": string;
+          "provider_message_id"?: string | null;
+          "source": string;
+          "tenant_id": string;
+          "worker_id"?: string | null;
+        };
+        Update: {
+          "actor"?: string | null;
+          "created_at"?: string;
+          "id"?: never;
+          "keyword"?: string | null;
+          "message_body"?: string | null;
+          "new_consent"?: boolean;
+          "phone"?: string;
+          "provider_message_id"?: string | null;
+          "source"?: string;
+          "tenant_id"?: string;
+          "worker_id"?: string | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "sms_consent_events_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
+            referencedRelation: "tenants";
+            referencedColumns: ["id"];
+          },
+          {
+            foreignKeyName: "sms_consent_events_worker_id_fkey";
+            columns: ["worker_id"];
+            isOneToOne: false;
+            referencedRelation: "workers";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "subscription_items": {
+        Row: {
+          "created_at": string;
+          "id": string;
+          "kind": string;
+          "quantity": number;
+          "stripe_price_id": string;
+          "stripe_subscription_item_id": string;
+          "subscription_id": string;
+          "tenant_id": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "created_at"?: string;
+          "id"?: string;
+          "kind": string;
+          "quantity"?: number;
+          "stripe_price_id": string;
+          "stripe_subscription_item_id": string;
+          "subscription_id": string;
+          "tenant_id": string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "created_at"?: string;
+          "id"?: string;
+          "kind"?: string;
+          "quantity"?: number;
+          "stripe_price_id"?: string;
+          "stripe_subscription_item_id"?: string;
+          "subscription_id"?: string;
+          "tenant_id"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "subscription_items_subscription_fkey";
+            columns: ["tenant_id", "subscription_id"];
+            isOneToOne: false;
+            referencedRelation: "subscriptions";
+            referencedColumns: ["tenant_id", "id"];
+          },
+        ];
+      };
+      "subscriptions": {
+        Row: {
+          "cancel_at_period_end": boolean;
+          "canceled_at": string | null;
+          "created_at": string;
+          "current_period_end": string | null;
+          "current_period_start": string | null;
+          "customer_id": string;
+          "id": string;
+          "plan_interval": string;
+          "status": string;
+          "stripe_subscription_id": string;
+          "stripe_updated_at": string;
+          "tenant_id": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "cancel_at_period_end"?: boolean;
+          "canceled_at"?: string | null;
+          "created_at"?: string;
+          "current_period_end"?: string | null;
+          "current_period_start"?: string | null;
+          "customer_id": string;
+          "id"?: string;
+          "plan_interval": string;
+          "status": string;
+          "stripe_subscription_id": string;
+          "stripe_updated_at": string;
+          "tenant_id": string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "cancel_at_period_end"?: boolean;
+          "canceled_at"?: string | null;
+          "created_at"?: string;
+          "current_period_end"?: string | null;
+          "current_period_start"?: string | null;
+          "customer_id"?: string;
+          "id"?: string;
+          "plan_interval"?: string;
+          "status"?: string;
+          "stripe_subscription_id"?: string;
+          "stripe_updated_at"?: string;
+          "tenant_id"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "subscriptions_customer_fkey";
+            columns: ["tenant_id", "customer_id"];
+            isOneToOne: false;
+            referencedRelation: "customers";
+            referencedColumns: ["tenant_id", "id"];
+          },
+        ];
+      };
+      "system_audit_logs": {
+        Row: {
+          "action": string;
+          "actor": string | null;
+          "area": string;
+          "created_at": string;
+          "details": NonNullable<Json>;
+          "id": number;
+          "target": string | null;
+          "tenant_id": string | null;
+        };
+        ComputedFields: never;
+        Insert: {
+          "action": string;
+          "actor"?: string | null;
+          "area": string;
+          "created_at"?: string;
+          "details"?: NonNullable<Json>;
+          "id"?: never;
+          "target"?: string | null;
+          "tenant_id"?: string | null;
+        };
+        Update: {
+          "action"?: string;
+          "actor"?: string | null;
+          "area"?: string;
+          "created_at"?: string;
+          "details"?: NonNullable<Json>;
+          "id"?: never;
+          "target"?: string | null;
+          "tenant_id"?: string | null;
+        };
+        Relationships: [];
+      };
+      "tenant_members": {
+        Row: {
+          "created_at": string;
+          "role": string;
+          "tenant_id": string;
+          "updated_at": string;
+          "user_id": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "created_at"?: string;
+          "role"?: string;
+          "tenant_id": string;
+          "updated_at"?: string;
+          "user_id": string;
+        };
+        Update: {
+          "created_at"?: string;
+          "role"?: string;
+          "tenant_id"?: string;
+          "updated_at"?: string;
+          "user_id"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "tenant_members_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
+            referencedRelation: "tenants";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "tenants": {
+        Row: {
+          "created_at": string;
+          "id": string;
+          "name": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "created_at"?: string;
+          "id"?: string;
+          "name": string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "created_at"?: string;
+          "id"?: string;
+          "name"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [];
+      };
+      "voice_calls": {
+        Row: {
+          "created_at": string;
+          "duration_seconds": number | null;
+          "ended_at": string | null;
+          "forwarded_to": string | null;
+          "from_number": string;
+          "id": string;
+          "provider_call_sid": string;
+          "started_at": string;
+          "status": string;
+          "tenant_id": string | null;
+          "to_number": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "created_at"?: string;
+          "duration_seconds"?: number | null;
+          "ended_at"?: string | null;
+          "forwarded_to"?: string | null;
+          "from_number": string;
+          "id"?: string;
+          "provider_call_sid": string;
+          "started_at"?: string;
+          "status": string;
+          "tenant_id"?: string | null;
+          "to_number": string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "created_at"?: string;
+          "duration_seconds"?: number | null;
+          "ended_at"?: string | null;
+          "forwarded_to"?: string | null;
+          "from_number"?: string;
+          "id"?: string;
+          "provider_call_sid"?: string;
+          "started_at"?: string;
+          "status"?: string;
+          "tenant_id"?: string | null;
+          "to_number"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "voice_calls_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
+            referencedRelation: "tenants";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
+      "workers": {
+        Row: {
+          "created_at": string;
+          "full_name": string;
+          "id": string;
+          "phone": string;
+          "phone_verified": boolean;
+          "preferred_language": string;
+          "site_id": string | null;
+          "sms_consent": boolean;
+          "tenant_id": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "created_at"?: string;
+          "full_name": string;
+          "id"?: string;
+          "phone": string;
+          "phone_verified"?: boolean;
+          "preferred_language"?: string;
+          "site_id"?: string | null;
+          "sms_consent"?: boolean;
+          "tenant_id": string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "created_at"?: string;
+          "full_name"?: string;
+          "id"?: string;
+          "phone"?: string;
+          "phone_verified"?: boolean;
+          "preferred_language"?: string;
+          "site_id"?: string | null;
+          "sms_consent"?: boolean;
+          "tenant_id"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [
+          {
+            foreignKeyName: "workers_site_fkey";
+            columns: ["tenant_id", "site_id"];
+            isOneToOne: false;
+            referencedRelation: "sites";
+            referencedColumns: ["tenant_id", "id"];
+          },
+          {
+            foreignKeyName: "workers_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
+            referencedRelation: "tenants";
+            referencedColumns: ["id"];
+          },
+        ];
+      };
     };
     Views: {
       [_ in never]: never;
