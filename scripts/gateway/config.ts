@@ -122,7 +122,9 @@ export async function discoverFunctions(source: FunctionSource): Promise<Functio
 }
 
 /**
- * Parses a dotenv file as the Supabase CLI reads `--env-file` (godotenv): `NAME=value`, optional
+ * Parses a dotenv file as the Supabase CLI reads `--env-file` (godotenv), which is how the same
+ * file reaches production with `supabase secrets set --env-file`; the npm `dotenv` package differs
+ * (it keeps \" escapes inside double quotes), so it is not used here: `NAME=value`, optional
  * `export `, `#` comments, single quotes literal, double quotes with \n \t \" \\ escapes.
  */
 export function parseDotenv(text: string): Record<string, string> {

@@ -1,7 +1,7 @@
 // Local configuration of a stack: the JWT secret and the API keys minted from it, and the
 // functions' settings file (supabase/functions/.env) with generated, obviously fake provider values.
 import { SignJWT } from "jose";
-import dotenv from "dotenv";
+import { parseDotenv } from "../gateway/config.ts";
 import { join } from "node:path";
 import { REPO_ROOT } from "./cluster.ts";
 
@@ -64,8 +64,6 @@ export function generateLocalProviderSettings(): Record<string, string> {
     CRON_SECRET: randomHex(24),
   };
 }
-
-export const parseDotenv = (text: string): Record<string, string> => dotenv.parse(text);
 
 export function toDotenv(values: Record<string, string>): string {
   return Object.entries(values).map(([k, v]) => `${k}=${/[\s#"'$]/.test(v) ? JSON.stringify(v) : v}`).join("\n") +
