@@ -41,6 +41,9 @@ fi
 # npm dependencies: reinstall when package-lock.json is newer than what node_modules holds.
 if [ ! -x node_modules/.bin/deno ] || [ ! -x node_modules/.bin/supabase ] \
   || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "ensure-deps: installing npm dependencies (npm ci)…" >&2
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  echo "ensure-deps: installing npm dependencies…" >&2
+  # `npm install`, not `npm ci`: npm 11 leaves the other platforms' optional binaries of the
+  # supabase CLI out of the lock file, and `npm ci` then refuses the lock as out of sync. With the
+  # lock present and the versions pinned, `npm install` installs exactly what it records.
+  npm install --no-audit --no-fund --loglevel=error >&2
 fi
