@@ -31,23 +31,42 @@ function report(stage: string, ok: boolean, detail: string): void {
   console.log(`[${ok ? "PASS" : "FAIL"}] ${stage.padEnd(10)} ${detail}  (t=${secs}s)`);
 }
 
-async function cleanup(): Promise<void> {
-  while (cleanups.length) await cleanups.pop()!().catch((e) => console.error(`cleanup: ${e}`));
+/** Registers an undo step; once cleanup has begun (Ctrl-C), the step runs at once instead. */
+function onCleanup(step: () => Promise<void>): void {
+  if (cleaning) void step().catch((e) => console.error(`cleanup: ${e}`));
+  else cleanups.push(step);
+}
+
+/** Runs the undo steps in reverse order, once, however many callers ask for it. */
+let cleaning: Promise<void> | undefined;
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    while (cleanups.length) await cleanups.pop()!().catch((e) => console.error(`cleanup: ${e}`));
+  })();
+  return cleaning;
 }
 
 let interrupted = false;
-const onSignal = async () => {
+const onSignal = () => {
   if (interrupted) return;
   interrupted = true;
+  failed++;
   console.log("\ninterrupted: cleaning up…");
-  await cleanup();
-  Deno.exit(130);
+  // The run's own flow normally ends by itself once its children are gone; if something still
+  // blocks it a few seconds after cleanup, end here.
+  void cleanup().then(() =>
+    setTimeout(() => {
+      console.log(`${passed} passed, ${failed} failed`);
+      Deno.exit(130);
+    }, 5000)
+  );
 };
 Deno.addSignalListener("SIGINT", onSignal);
 Deno.addSignalListener("SIGTERM", onSignal);
 
 /** Runs a check stage that passes when the command exits 0; failures count once. */
 async function checkStage(stage: string, fn: () => Promise<string>, okDetail: (out: string) => string) {
+  if (interrupted) return false;
   try {
     const out = await fn();
     report(stage, true, okDetail(out));
@@ -94,12 +113,12 @@ async function main(): Promise<void> {
   // ---- database ---------------------------------------------------------------------------
   const home = await mkdtemp("/tmp/csecur360-test-");
   if (Deno.uid() === 0) await run(["chown", "postgres:postgres", home]);
-  cleanups.push(() => run(["rm", "-rf", home]).then(() => {}));
+  onCleanup(() => run(["rm", "-rf", home]).then(() => {}));
   const cluster = clusterAt(home, freePort());
   const ready = await checkStage("database", async () => {
     await initCluster(cluster, { durable: false });
     await startCluster(cluster);
-    cleanups.push(() => stopCluster(cluster));
+    onCleanup(() => stopCluster(cluster));
     return (await prepareDatabase(cluster, { seed: true })).join("; ");
   }, (out) => out);
   if (!ready) return;
@@ -119,6 +138,7 @@ async function main(): Promise<void> {
     () => "plpgsql_check: no schema errors",
   );
 
+  if (interrupted) return;
   // ---- pgTAP ------------------------------------------------------------------------------
   const sqlTests = await filesUnder(join(REPO_ROOT, "supabase", "tests"), /\.sql$/);
   if (sqlTests.length) {
@@ -169,6 +189,7 @@ async function main(): Promise<void> {
   const gatewayUp = await checkStage("gateway", () => startGateway(env, apiPort, gatewayLog), (out) => out);
   if (!gatewayUp) return;
 
+  if (interrupted) return;
   // ---- deno test --------------------------------------------------------------------------
   const denoTests = await filesUnder(join(REPO_ROOT, "tests"), /\.test\.ts$/);
   const r = await new Deno.Command(Deno.execPath(), {
@@ -240,7 +261,7 @@ async function startGateway(env: Record<string, string>, port: number, logFile: 
     }
   };
   const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]).finally(() => log.close());
-  cleanups.push(stopGateway);
+  onCleanup(stopGateway);
   // Neither of these may reject after the race is decided (an unhandled rejection would kill the run).
   const exited = child.status.then((s) => `gateway exited with code ${s.code} before it was ready; log: ${logFile}`);
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -266,4 +287,4 @@ try {
 }
 console.log(`total time ${((performance.now() - started) / 1000).toFixed(1)}s`);
 console.log(`${passed} passed, ${failed} failed`);
-Deno.exit(failed > 0 || passed === 0 ? 1 : 0);
+Deno.exit(interrupted ? 130 : failed > 0 || passed === 0 ? 1 : 0);
