@@ -245,6 +245,20 @@ drop trigger if exists wake_worker on net.http_request_queue;
 create trigger wake_worker after insert on net.http_request_queue
   for each row execute function net._wake_worker();
 
+-- Percent-encodes every byte outside RFC 3986's unreserved set, as curl_easy_escape() does for
+-- pg_net's query parameters.
+create or replace function net._url_encode(part text) returns text
+language sql immutable strict
+set search_path = ''
+as $$
+  select coalesce(string_agg(
+    case when ch ~ '^[A-Za-z0-9._~-]$' then ch
+         else pg_catalog.upper(pg_catalog.regexp_replace(
+                pg_catalog.encode(pg_catalog.convert_to(ch, 'UTF8'), 'hex'), '(..)', '%\1', 'g'))
+    end, '' order by position), '')
+  from pg_catalog.regexp_split_to_table(part, '') with ordinality as chars (ch, position)
+$$;
+
 create or replace function net._encode_url_with_params(url text, params jsonb) returns text
 language sql immutable
 set search_path = ''
@@ -252,10 +266,7 @@ as $$
   select case
     when params is null or params = '{}'::jsonb then url
     else url || case when strpos(url, '?') > 0 then '&' else '?' end || (
-      select string_agg(
-        replace(replace(pg_catalog.encode(convert_to(key, 'UTF8'), 'escape'), '&', '%26'), ' ', '%20')
-        || '=' ||
-        replace(replace(replace(value, '%', '%25'), '&', '%26'), ' ', '%20'), '&')
+      select string_agg(net._url_encode(key) || '=' || net._url_encode(value), '&')
       from jsonb_each_text(params)
     )
   end

@@ -36,11 +36,12 @@ select has_function('cron', 'schedule', array['text', 'text', 'text'], 'cron.sch
 -- pg_net: hosted signatures
 select has_function('net', 'http_post', array['text', 'jsonb', 'jsonb', 'jsonb', 'integer'], 'net.http_post(url, body, params, headers, timeout_milliseconds)');
 select has_function('net', 'http_get', array['text', 'jsonb', 'jsonb', 'integer'], 'net.http_get(url, params, headers, timeout_milliseconds)');
-select set_config('test.request_id', net.http_get('http://127.0.0.1:9/x', '{"a": "1 2", "b": "x&y"}'::jsonb)::text, true);
+select set_config('test.request_id', net.http_get('http://127.0.0.1:9/x',
+  '{"a": "1 2", "b": "x&y", "c": "k=v#f+?", "é t": "Montréal/~ok"}'::jsonb)::text, true);
 select is(
   (select url from net.http_request_queue where id = current_setting('test.request_id')::bigint),
-  'http://127.0.0.1:9/x?a=1%202&b=x%26y',
-  'net.http_get appends params to the URL, encoded');
+  'http://127.0.0.1:9/x?a=1%202&b=x%26y&c=k%3Dv%23f%2B%3F&%C3%A9%20t=Montr%C3%A9al%2F~ok',
+  'net.http_get appends params to the URL, percent-encoded as curl does (reserved and non-ASCII bytes)');
 select throws_ok(
   $$select net.http_post('http://127.0.0.1:9/x', '{}'::jsonb, '{}'::jsonb, '{"Content-Type": "text/plain"}'::jsonb)$$,
   'Content-Type header must be "application/json"',
