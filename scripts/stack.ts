@@ -22,7 +22,14 @@ import {
   startCluster,
   stopCluster,
 } from "./lib/cluster.ts";
-import { type ApiKeys, loadOrCreateFunctionsEnv, loadOrCreateJwtSecret, mintApiKeys, toDotenv } from "./lib/local-config.ts";
+import {
+  type ApiKeys,
+  gatewayDenoArgs,
+  loadOrCreateFunctionsEnv,
+  loadOrCreateJwtSecret,
+  mintApiKeys,
+  toDotenv,
+} from "./lib/local-config.ts";
 
 const STATE_DIR = join(REPO_ROOT, ".stack");
 const GATEWAY_PID_FILE = join(STATE_DIR, "gateway.pid");
@@ -96,11 +103,15 @@ async function databaseUp(s: Stack): Promise<void> {
   for (const step of await prepareDatabase(s.cluster, { seed: fresh })) console.log(`  db: ${step}`);
 }
 
+function gatewayEnv(s: Stack): Record<string, string> {
+  return { ...stackEnv(s), GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: String(API_PORT) };
+}
+
 function foregroundGateway(s: Stack): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", join(REPO_ROOT, "deno.json"), join(REPO_ROOT, "scripts", "gateway", "main.ts")],
+    args: gatewayDenoArgs(),
     cwd: REPO_ROOT,
-    env: { ...stackEnv(s), GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: String(API_PORT) },
+    env: gatewayEnv(s),
     stdin: "null",
     stdout: "inherit",
     stderr: "inherit",
@@ -159,21 +170,20 @@ async function up(): Promise<void> {
   await databaseUp(s);
   if (!(await gatewayPid())) {
     if (!(await portIsFree(API_PORT))) throw new Error(`port ${API_PORT} is taken (set STACK_API_PORT)`);
-    // The gateway outlives this command: its output goes to a log file through `sh` redirection.
-    const log = await Deno.open(GATEWAY_LOG_FILE, { create: true, append: true });
-    log.close();
+    // The gateway outlives this command (setsid: its own session and process group, which `down`
+    // signals); its output goes to the log file through `sh` redirection.
     const child = new Deno.Command("setsid", {
       args: [
         "sh",
         "-c",
-        `exec "$0" run -A --config "$1" "$2" >>"$3" 2>&1 </dev/null`,
-        Deno.execPath(),
-        join(REPO_ROOT, "deno.json"),
-        join(REPO_ROOT, "scripts", "gateway", "main.ts"),
+        `log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null`,
+        "sh",
         GATEWAY_LOG_FILE,
+        Deno.execPath(),
+        ...gatewayDenoArgs(),
       ],
       cwd: REPO_ROOT,
-      env: { ...stackEnv(s), GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: String(API_PORT) },
+      env: gatewayEnv(s),
       stdin: "null",
       stdout: "null",
       stderr: "null",

@@ -19,7 +19,7 @@ import {
   stopCluster,
   supabaseCli,
 } from "./lib/cluster.ts";
-import { loadOrCreateJwtSecret, mintApiKeys } from "./lib/local-config.ts";
+import { gatewayDenoArgs, loadOrCreateJwtSecret, mintApiKeys } from "./lib/local-config.ts";
 
 const started = performance.now();
 let passed = 0;
@@ -219,10 +219,12 @@ async function startGateway(env: Record<string, string>, port: number, logFile: 
   // setsid: the gateway leads its own process group, so cleanup can signal it with its workers.
   const child = new Deno.Command("setsid", {
     args: [
-      Deno.execPath(), "run", "-A", "--config", join(REPO_ROOT, "deno.json"), join(REPO_ROOT, "scripts", "gateway", "main.ts"),
-      "--functions", "supabase/functions=supabase/config.toml",
-      "--functions", "tests/fixtures/functions=tests/fixtures/functions/config.toml",
-      "--env-file", "tests/fixtures/functions/.env.test",
+      Deno.execPath(),
+      ...gatewayDenoArgs([
+        "--functions", "supabase/functions=supabase/config.toml",
+        "--functions", "tests/fixtures/functions=tests/fixtures/functions/config.toml",
+        "--env-file", "tests/fixtures/functions/.env.test",
+      ]),
     ],
     cwd: REPO_ROOT,
     env: { ...env, GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: String(port) },

@@ -39,6 +39,11 @@ export async function loadOrCreateJwtSecret(file: string): Promise<string> {
   }
 }
 
+/** `deno run` arguments that start the functions gateway (scripts/gateway/main.ts) from the repo root. */
+export function gatewayDenoArgs(extra: string[] = []): string[] {
+  return ["run", "-A", "--config", join(REPO_ROOT, "deno.json"), join(REPO_ROOT, "scripts", "gateway", "main.ts"), ...extra];
+}
+
 export const FUNCTIONS_ENV_FILE = join(REPO_ROOT, "supabase", "functions", ".env");
 
 /**
