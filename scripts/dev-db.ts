@@ -1,5 +1,5 @@
 // usage: deno run -A scripts/dev-db.ts <home-dir> <port>   -> fresh cluster, bootstrap, migrations, seed
-import { clusterAt, initCluster, prepareDatabase, startCluster } from "./lib/cluster.ts";
+import { clusterAt, initCluster, prepareDatabase, startCluster } from "./local-supabase/cluster.ts";
 const [home, port] = Deno.args;
 await Deno.mkdir(home, { recursive: true });
 const c = clusterAt(home, Number(port));

@@ -1,7 +1,7 @@
 // `npm run gen:types`: regenerates supabase/functions/_shared/database.types.ts from the
 // migrations, on a throwaway cluster (the test suite fails when the committed file drifts).
 import { mkdtemp } from "node:fs/promises";
-import { clusterAt, freePort, initCluster, prepareDatabase, run, startCluster, stopCluster } from "./lib/cluster.ts";
+import { clusterAt, freePort, initCluster, prepareDatabase, run, startCluster, stopCluster } from "./local-supabase/cluster.ts";
 import { DB_TYPES_FILE, generateDbTypes } from "./lib/db-types.ts";
 
 const home = await mkdtemp("/tmp/csecur360-types-");

@@ -21,7 +21,7 @@ import {
   run,
   startCluster,
   stopCluster,
-} from "./lib/cluster.ts";
+} from "./local-supabase/cluster.ts";
 import {
   type ApiKeys,
   gatewayDenoArgs,
@@ -29,7 +29,7 @@ import {
   loadOrCreateJwtSecret,
   mintApiKeys,
   toDotenv,
-} from "./lib/local-config.ts";
+} from "./local-supabase/local-config.ts";
 
 const STATE_DIR = join(REPO_ROOT, ".stack");
 const GATEWAY_PID_FILE = join(STATE_DIR, "gateway.pid");

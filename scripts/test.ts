@@ -18,8 +18,8 @@ import {
   startCluster,
   stopCluster,
   supabaseCli,
-} from "./lib/cluster.ts";
-import { gatewayDenoArgs, loadOrCreateJwtSecret, mintApiKeys } from "./lib/local-config.ts";
+} from "./local-supabase/cluster.ts";
+import { gatewayDenoArgs, loadOrCreateJwtSecret, mintApiKeys } from "./local-supabase/local-config.ts";
 
 const started = performance.now();
 let passed = 0;

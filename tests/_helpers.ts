@@ -1,7 +1,7 @@
 // Shared helpers for the Deno tests. The tests run against the REAL local stack: the orchestrator
 // sets SUPABASE_URL (the gateway), SUPABASE_DB_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY and
 // SUPABASE_JWT_SECRET, and has the gateway running with the fixture functions:
-//   deno run -A scripts/gateway/main.ts --functions supabase/functions=supabase/config.toml \
+//   deno run -A scripts/local-supabase/gateway/main.ts --functions supabase/functions=supabase/config.toml \
 //     --functions tests/fixtures/functions=tests/fixtures/functions/config.toml \
 //     --env-file tests/fixtures/functions/.env.test
 import postgres from "postgres";

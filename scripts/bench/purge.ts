@@ -23,7 +23,7 @@ import {
   run,
   startCluster,
   stopCluster,
-} from "../lib/cluster.ts";
+} from "../local-supabase/cluster.ts";
 
 const PURGE_BATCH_SIZE = 10_000;
 const INSERT_INTERVAL_MS = 10;

@@ -1,4 +1,4 @@
--- Foundation: the local bootstrap (scripts/bootstrap/local-supabase.sql) provides what hosted
+-- Foundation: the local bootstrap (scripts/local-supabase/bootstrap.sql) provides what hosted
 -- Supabase has before our migrations, with the same names, attributes and signatures.
 begin;
 select plan(24);

@@ -8,8 +8,8 @@ import {
   parseDotenv,
   parseGatewayArgs,
   RUNTIME_ENV_NAMES,
-} from "../scripts/gateway/config.ts";
-import { captureServeArgs } from "../scripts/gateway/worker.ts";
+} from "../../scripts/local-supabase/gateway/config.ts";
+import { captureServeArgs } from "../../scripts/local-supabase/gateway/worker.ts";
 
 Deno.test("config: command line defaults and repeated options", async () => {
   const cwd = await Deno.makeTempDir();
@@ -49,7 +49,7 @@ Deno.test("config: command line defaults and repeated options", async () => {
 });
 
 Deno.test("config: functions are the folders with an index.ts, minus _shared code and disabled ones", async () => {
-  const dir = new URL("./fixtures/functions/", import.meta.url).pathname;
+  const dir = new URL("../fixtures/functions/", import.meta.url).pathname;
   const specs = await discoverFunctions({ dir, configFile: join(dir, "config.toml") });
   assert.deepEqual(
     specs.map((s) => [s.name, s.verifyJwt]),

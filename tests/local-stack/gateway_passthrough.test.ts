@@ -1,8 +1,8 @@
 // The gateway hands requests to functions byte for byte: provider signatures (Stripe, Twilio)
 // are computed over the exact body, query string and URL the provider sent.
 import assert from "node:assert/strict";
-import { type EchoReply, env, functionUrl, header, latin1, rawHttp, sha256Hex } from "./_helpers.ts";
-import { pattern } from "./fixtures/functions/_shared/bytes.ts";
+import { type EchoReply, env, functionUrl, header, latin1, rawHttp, sha256Hex } from "../_helpers.ts";
+import { pattern } from "../fixtures/functions/_shared/bytes.ts";
 
 async function echoPublic(rest: string, init: RequestInit = {}): Promise<{ res: Response; reply: EchoReply }> {
   const res = await fetch(functionUrl("echo-public", rest), init);

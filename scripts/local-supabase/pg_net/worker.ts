@@ -1,4 +1,4 @@
-// The local pg_net executor. pg_net is not packaged for Debian, so scripts/bootstrap/local-supabase.sql
+// The local pg_net executor. pg_net is not packaged for Debian, so scripts/local-supabase/pg_net/pg_net.sql
 // reproduces its SQL side (net.http_post & co. insert into net.http_request_queue) and this worker
 // plays its background worker: it takes committed requests from the queue, sends them and records
 // each outcome in net._http_response, as pg_net does.
@@ -7,8 +7,8 @@
 // before it is sent. A request whose transaction rolled back never existed for us; a committed one
 // is sent exactly once unless the worker dies between claiming and sending it.
 //
-// Started by scripts/gateway/main.ts (unless --no-net-worker), or alone:
-//   SUPABASE_DB_URL=postgresql://... deno run -A scripts/gateway/net-worker.ts
+// Started by scripts/local-supabase/gateway/main.ts (unless --no-net-worker), or alone:
+//   SUPABASE_DB_URL=postgresql://... deno run -A scripts/local-supabase/pg_net/worker.ts
 import postgres from "postgres";
 
 export interface NetWorkerOptions {

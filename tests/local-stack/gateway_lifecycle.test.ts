@@ -2,10 +2,10 @@
 // public URL as behind a tunnel; close() must stop every worker process it started.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { startGateway } from "../scripts/gateway/main.ts";
-import { type EchoReply, header, mintJwt } from "./_helpers.ts";
+import { startGateway } from "../../scripts/local-supabase/gateway/main.ts";
+import { type EchoReply, header, mintJwt } from "../_helpers.ts";
 
-const FIXTURES = fileURLToPath(new URL("./fixtures/functions", import.meta.url));
+const FIXTURES = fileURLToPath(new URL("../fixtures/functions", import.meta.url));
 
 function processExists(pid: number): boolean {
   try {

@@ -7,7 +7,8 @@ import { createHash } from "node:crypto";
 
 export const PG_BIN = "/usr/lib/postgresql/15/bin";
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const BOOTSTRAP_SQL = join(REPO_ROOT, "scripts", "bootstrap", "local-supabase.sql");
+export const BOOTSTRAP_SQL = join(REPO_ROOT, "scripts", "local-supabase", "bootstrap.sql");
+export const PG_NET_SQL = join(REPO_ROOT, "scripts", "local-supabase", "pg_net", "pg_net.sql");
 const LOCAL_PASSWORD = "postgres"; // local-only superuser password, as `supabase start` uses
 
 export interface Cluster {
@@ -123,7 +124,7 @@ export async function initCluster(c: Cluster, opts: { durable: boolean }): Promi
     await Deno.remove(pwFile).catch(() => {});
   }
   const settings = [
-    "# C-Secur360 local stack (scripts/lib/cluster.ts)",
+    "# C-Secur360 local stack (scripts/local-supabase/cluster.ts)",
     "listen_addresses = '127.0.0.1'",
     `unix_socket_directories = '${c.home}'`,
     // pg_cron as on hosted Supabase: preloaded, jobs in the postgres database, in UTC; jobs run
@@ -200,6 +201,7 @@ export async function supabaseCli(args: string[], dbUrl: string): Promise<string
 export async function prepareDatabase(c: Cluster, opts: { seed: boolean }): Promise<string[]> {
   const steps: string[] = [];
   await psqlFile(c, BOOTSTRAP_SQL);
+  await psqlFile(c, PG_NET_SQL);
   steps.push("bootstrap applied");
   const out = await supabaseCli(["migration", "up"], c.url);
   const applied = [...out.matchAll(/Applying migration (\S+?\.sql)/g)].map((m) => m[1]);

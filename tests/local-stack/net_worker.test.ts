@@ -1,8 +1,8 @@
-// The local pg_net worker (scripts/gateway/net-worker.ts, run by the gateway): requests queued by
+// The local pg_net worker (scripts/local-supabase/pg_net/worker.ts, run by the gateway): requests queued by
 // net.http_* are sent only once their transaction commits, exactly once, and their outcome is
 // recorded in net._http_response, as pg_net does. Counted on a real HTTP server started here.
 import assert from "node:assert/strict";
-import { delay, type Sql, startHitServer, waitFor, withDb } from "./_helpers.ts";
+import { delay, type Sql, startHitServer, waitFor, withDb } from "../_helpers.ts";
 
 /** Longer than the worker's safety-net poll (1 s): time enough for a stray send to show up. */
 const GRACE_MS = 2_500;

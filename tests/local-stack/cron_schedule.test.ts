@@ -2,7 +2,7 @@
 // and what it queues with net.http_get is sent by the gateway's pg_net worker (the path the
 // project's scheduled maintenance takes). pg_cron 1.4: every-minute is the shortest schedule.
 import assert from "node:assert/strict";
-import { startHitServer, waitFor, withDb } from "./_helpers.ts";
+import { startHitServer, waitFor, withDb } from "../_helpers.ts";
 
 Deno.test({
   name: "cron: a job scheduled with cron.schedule runs and its net.http_get is sent",

@@ -1,4 +1,4 @@
-// Keeps one function's worker process alive: spawns scripts/gateway/worker.ts with the function's
+// Keeps one function's worker process alive: spawns scripts/local-supabase/gateway/worker.ts with the function's
 // own environment only, learns its loopback port, forwards its output to the log, and restarts it
 // (with backoff) when it dies.
 import { dirname, join, resolve } from "node:path";
@@ -7,7 +7,7 @@ import type { FunctionSpec } from "./config.ts";
 import { LISTENING_MARKER } from "./worker.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-export const REPO_ROOT = resolve(HERE, "..", "..");
+export const REPO_ROOT = resolve(HERE, "..", "..", "..");
 /** Workers resolve bare specifiers through the root deno.json (its import map), as deployed code does. */
 const DENO_CONFIG = join(REPO_ROOT, "deno.json");
 const WORKER_SCRIPT = join(HERE, "worker.ts");

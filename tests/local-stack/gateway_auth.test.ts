@@ -1,7 +1,7 @@
 // verify_jwt at the local gateway: the `echo` fixture has verify_jwt = true, `echo-public` false.
 import assert from "node:assert/strict";
 import { createClient } from "@supabase/supabase-js";
-import { type EchoReply, env, functionUrl, header, mintJwt } from "./_helpers.ts";
+import { type EchoReply, env, functionUrl, header, mintJwt } from "../_helpers.ts";
 
 async function call(name: string, headers: Record<string, string> = {}, init: RequestInit = {}) {
   const res = await fetch(functionUrl(name), { ...init, headers });

@@ -1,6 +1,6 @@
 // The committed database types must be what `supabase gen types` produces from the migrations.
 import assert from "node:assert/strict";
-import { DB_TYPES_FILE, generateDbTypes } from "../scripts/lib/db-types.ts";
+import { DB_TYPES_FILE, generateDbTypes } from "../../scripts/lib/db-types.ts";
 
 Deno.test("database.types.ts matches the migrations (run `npm run gen:types` after a schema change)", async () => {
   const dbUrl = Deno.env.get("SUPABASE_DB_URL");

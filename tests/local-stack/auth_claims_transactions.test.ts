@@ -5,7 +5,7 @@
 // uses real transactions.)
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { env } from "./_helpers.ts";
+import { env } from "../_helpers.ts";
 
 const USER_A = "a0000000-0000-4000-8000-00000000000a";
 const USER_B = "b0000000-0000-4000-8000-00000000000b";

@@ -2,7 +2,7 @@
 // UNMODIFIED index.ts, captures the handler it gives to Deno.serve, and serves that handler on an
 // ephemeral loopback port that it reports to the gateway on stdout.
 //
-// usage (by the gateway only): deno run -A --config deno.json scripts/gateway/worker.ts \
+// usage (by the gateway only): deno run -A --config deno.json scripts/local-supabase/gateway/worker.ts \
 //   <entrypoint> <nonce> <function name>
 import { pathToFileURL } from "node:url";
 

@@ -2,11 +2,11 @@
 // nothing else of the gateway's environment (its JWT secret, its port, the machine's variables).
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { parseDotenv, RUNTIME_ENV_NAMES } from "../scripts/gateway/config.ts";
-import { type EchoReply, env, functionUrl } from "./_helpers.ts";
+import { parseDotenv, RUNTIME_ENV_NAMES } from "../../scripts/local-supabase/gateway/config.ts";
+import { type EchoReply, env, functionUrl } from "../_helpers.ts";
 
-const FIXTURE_ENV_FILE = fileURLToPath(new URL("./fixtures/functions/.env.test", import.meta.url));
-const PROJECT_ENV_FILE = fileURLToPath(new URL("../supabase/functions/.env", import.meta.url));
+const FIXTURE_ENV_FILE = fileURLToPath(new URL("../fixtures/functions/.env.test", import.meta.url));
+const PROJECT_ENV_FILE = fileURLToPath(new URL("../../supabase/functions/.env", import.meta.url));
 
 async function echoEnv(): Promise<EchoReply["env"]> {
   const res = await fetch(functionUrl("echo-public"));

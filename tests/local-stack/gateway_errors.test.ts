@@ -1,6 +1,6 @@
 // Failures: a function that throws or rejects, a worker that dies, unknown functions and paths.
 import assert from "node:assert/strict";
-import { delay, env, functionUrl, waitFor } from "./_helpers.ts";
+import { delay, env, functionUrl, waitFor } from "../_helpers.ts";
 
 async function get(url: string, headers: Record<string, string> = {}) {
   const res = await fetch(url, { headers });

@@ -1,7 +1,7 @@
 // Local configuration of a stack: the JWT secret and the API keys minted from it, and the
 // functions' settings file (supabase/functions/.env) with generated, obviously fake provider values.
 import { SignJWT } from "jose";
-import { parseDotenv } from "../gateway/config.ts";
+import { parseDotenv } from "./gateway/config.ts";
 import { join } from "node:path";
 import { REPO_ROOT } from "./cluster.ts";
 
@@ -39,9 +39,9 @@ export async function loadOrCreateJwtSecret(file: string): Promise<string> {
   }
 }
 
-/** `deno run` arguments that start the functions gateway (scripts/gateway/main.ts) from the repo root. */
+/** `deno run` arguments that start the functions gateway (scripts/local-supabase/gateway/main.ts) from the repo root. */
 export function gatewayDenoArgs(extra: string[] = []): string[] {
-  return ["run", "-A", "--config", join(REPO_ROOT, "deno.json"), join(REPO_ROOT, "scripts", "gateway", "main.ts"), ...extra];
+  return ["run", "-A", "--config", join(REPO_ROOT, "deno.json"), join(REPO_ROOT, "scripts", "local-supabase", "gateway", "main.ts"), ...extra];
 }
 
 export const FUNCTIONS_ENV_FILE = join(REPO_ROOT, "supabase", "functions", ".env");

@@ -1,7 +1,7 @@
 // The local functions gateway: http://<GATEWAY_HOST>:<GATEWAY_PORT>/functions/v1/<name>, emulating
 // Supabase's edge gateway + edge runtime for supabase/functions/<name>/index.ts files, unmodified.
 //
-//   deno run -A scripts/gateway/main.ts [--functions <dir>=<config.toml>]... [--env-file <path>]... \
+//   deno run -A scripts/local-supabase/gateway/main.ts [--functions <dir>=<config.toml>]... [--env-file <path>]... \
 //     [--no-net-worker]
 //
 // Defaults: --functions supabase/functions=supabase/config.toml, and --env-file
@@ -10,7 +10,7 @@
 // SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_JWT_SECRET, FUNCTIONS_PUBLIC_URL (the
 // public base URL providers call and sign; default ${SUPABASE_URL}/functions/v1).
 //
-// Each function runs in its own long-lived Deno process (scripts/gateway/worker.ts) with only its
+// Each function runs in its own long-lived Deno process (scripts/local-supabase/gateway/worker.ts) with only its
 // env files' values and the platform's SUPABASE_* values. Prints `gateway ready http://HOST:PORT`
 // once every worker has started, then one line per request on stdout; worker output goes to stderr.
 import {
@@ -24,7 +24,7 @@ import {
 import { checkJwt, jwtKey } from "./auth.ts";
 import { FunctionWorker } from "./supervisor.ts";
 import { WorkerProxy, WorkerUnreachable, worthBuffering } from "./proxy.ts";
-import { type NetWorker, startNetWorker } from "./net-worker.ts";
+import { type NetWorker, startNetWorker } from "../pg_net/worker.ts";
 
 export interface GatewayOptions {
   hostname?: string;
