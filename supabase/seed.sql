@@ -7,7 +7,8 @@
 --   Entretien Laurentides ltée    admin Sarah Miller, member Luc Pelletier, 1 site, 3 workers,
 --                                 annual plan, open invoice
 --
--- Twilio number +15145550199; on-call mobile (calls forwarded to) +15145550100.
+-- Twilio number +15145550199 (also PUBLIC_CONTACT_NUMBER); the owner's mobile, where calls are
+-- forwarded (OWNER_MOBILE), +15145550100: the same roles as in supabase/functions/.env.example.
 -- The business-table inserts below also fill system_audit_logs through the audit trigger.
 
 -- ---------------------------------------------------------------------------------------------

@@ -63,9 +63,11 @@ export function generateLocalProviderSettings(): Record<string, string> {
     TWILIO_ACCOUNT_SID: `AC${randomHex(16)}`,
     TWILIO_AUTH_TOKEN: randomHex(16),
     TWILIO_MESSAGING_SERVICE_SID: `MG${randomHex(16)}`,
-    TWILIO_PHONE_NUMBER: "+15145550100",
-    OWNER_MOBILE: "+15145550199",
-    PUBLIC_CONTACT_NUMBER: "+15145550100",
+    // The same roles as in supabase/seed.sql: the Twilio number (also the public one) and the
+    // owner's mobile that inbound calls are forwarded to.
+    TWILIO_PHONE_NUMBER: "+15145550199",
+    OWNER_MOBILE: "+15145550100",
+    PUBLIC_CONTACT_NUMBER: "+15145550199",
     CRON_SECRET: randomHex(24),
   };
 }
