@@ -8,11 +8,13 @@
 import { join, relative } from "node:path";
 import { mkdtemp } from "node:fs/promises";
 import {
+  type Cluster,
   clusterAt,
   freePort,
   initCluster,
   prepareDatabase,
   psql,
+  psqlFile,
   REPO_ROOT,
   run,
   startCluster,
@@ -109,6 +111,21 @@ async function filesUnder(dir: string, pattern: RegExp): Promise<string[]> {
   return out.sort();
 }
 
+// pgTAP support lives in folders whose name starts with "_" (supabase/tests/_helpers): loaded
+// before pg_prove, never run as test files.
+const PGTAP_DIR = join(REPO_ROOT, "supabase", "tests");
+const isPgTapSupport = (file: string) =>
+  relative(PGTAP_DIR, file).split("/").slice(0, -1).some((folder) => folder.startsWith("_"));
+
+async function pgTapTestFiles(): Promise<string[]> {
+  return (await filesUnder(PGTAP_DIR, /\.sql$/)).filter((f) => !isPgTapSupport(f));
+}
+
+/** Loads the pgTAP helpers (schema `tests`: tests.authenticate_as(), fixtures) into the database. */
+async function loadPgTapHelpers(cluster: Cluster): Promise<void> {
+  for (const file of (await filesUnder(PGTAP_DIR, /\.sql$/)).filter(isPgTapSupport)) await psqlFile(cluster, file);
+}
+
 async function main(): Promise<void> {
   // ---- database ---------------------------------------------------------------------------
   const home = await mkdtemp("/tmp/csecur360-test-");
@@ -140,9 +157,10 @@ async function main(): Promise<void> {
 
   if (interrupted) return;
   // ---- pgTAP ------------------------------------------------------------------------------
-  const sqlTests = await filesUnder(join(REPO_ROOT, "supabase", "tests"), /\.sql$/);
+  const sqlTests = await pgTapTestFiles();
   if (sqlTests.length) {
     await psql(cluster, "create extension if not exists pgtap with schema extensions");
+    await loadPgTapHelpers(cluster);
     const r = await new Deno.Command("pg_prove", {
       args: ["--verbose", "--failures", "-d", cluster.url, ...sqlTests.map((f) => relative(REPO_ROOT, f))],
       cwd: REPO_ROOT,

@@ -4,7 +4,7 @@
 -- changed columns. Choice documented in 20261125030800: a no-op UPDATE (nothing changed but
 -- updated_at) is NOT logged; updated_at never appears in "changed".
 begin;
-select plan(23);
+select plan(30);
 
 -- ---------------------------------------------------------------------------------------------
 -- Attached where it should be
@@ -18,10 +18,9 @@ select is_definer('private', 'audit_row_change', array[]::name[], 'the audit tri
 -- ---------------------------------------------------------------------------------------------
 -- Fixtures, as postgres (no JWT): the actor is the database role
 -- ---------------------------------------------------------------------------------------------
-insert into auth.users (id, email) values ('fa000000-0000-4000-8000-0000000000a2', 'admin.a@audit.example.com');
-insert into public.tenants (id, name) values ('fa000000-0000-4000-8000-000000000000', 'Audit A (test)');
-insert into public.tenant_members (tenant_id, user_id, role)
-  values ('fa000000-0000-4000-8000-000000000000', 'fa000000-0000-4000-8000-0000000000a2', 'admin');
+select tests.create_tenant('Audit A (test)', id => 'fa000000-0000-4000-8000-000000000000');
+select tests.create_member('fa000000-0000-4000-8000-000000000000', 'admin', 'admin.a@audit.example.com',
+  id => 'fa000000-0000-4000-8000-0000000000a2');
 
 select results_eq(
   $$ select area, action, actor, tenant_id, details ->> 'table', details ->> 'op', details -> 'changed' -> 'name'
@@ -38,9 +37,7 @@ select results_eq(
 -- ---------------------------------------------------------------------------------------------
 -- As the admin of A (JWT sub): insert, update, no-op update, delete
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims',
-  json_build_object('sub', 'fa000000-0000-4000-8000-0000000000a2', 'role', 'authenticated')::text, true);
-set local role authenticated;
+select tests.authenticate_as('fa000000-0000-4000-8000-0000000000a2');
 
 insert into public.sites (id, tenant_id, name, address)
   values ('fa000000-0000-4000-8000-00000000051a', 'fa000000-0000-4000-8000-000000000000', 'Chantier Audit', null);
@@ -51,7 +48,7 @@ update public.workers set sms_consent = true, preferred_language = 'en' where id
 update public.workers set sms_consent = true where id = 'fa000000-0000-4000-8000-00000000091a';  -- no-op
 delete from public.workers where id = 'fa000000-0000-4000-8000-00000000091a';
 
-reset role;
+select tests.clear_authentication();
 
 select results_eq(
   $$ select action, actor, tenant_id from public.system_audit_logs
@@ -90,7 +87,21 @@ select is(
 -- Actor fallbacks. Both cases run where current_user inside the SECURITY DEFINER function would
 -- be 'postgres', so 'service_role' proves the fallback is read from the caller's context.
 -- ---------------------------------------------------------------------------------------------
--- 1. JWT without sub (service_role key), database role postgres: actor = JWT role.
+-- 1. No JWT at all (direct database connection), SET ROLE service_role: actor = that role. Runs
+--    right after the admin's session, so claims left behind by it would show as the actor.
+select tests.clear_authentication();
+set local role service_role;
+update public.sites set name = 'Chantier Audit 2' where id = 'fa000000-0000-4000-8000-00000000051a';
+select tests.clear_authentication();
+
+select results_eq(
+  $$ select actor, details -> 'changed' -> 'name' from public.system_audit_logs
+     where target = 'sites:fa000000-0000-4000-8000-00000000051a' and action = 'update' $$,
+  $$ values ('service_role', '{"old": "Chantier Audit", "new": "Chantier Audit 2"}'::jsonb) $$,
+  'no JWT: actor is the role set by SET ROLE, not the function owner');
+
+-- 2. JWT without sub (service_role key), database role postgres: actor = JWT role. Claims without
+--    the matching role on purpose, so no tests.authenticate_as_* helper.
 select set_config('request.jwt.claims', json_build_object('role', 'service_role')::text, true);
 insert into public.voice_calls (id, tenant_id, provider_call_sid, from_number, to_number, status)
   values ('fc000000-0000-4000-8000-0000000ca11c', null, 'CAauditUnknown', 'anonymous', '+15145550199', 'ringing');
@@ -99,18 +110,6 @@ select results_eq(
   $$ select actor, tenant_id from public.system_audit_logs where target = 'voice_calls:fc000000-0000-4000-8000-0000000ca11c' $$,
   $$ values ('service_role', null::uuid) $$,
   'JWT without sub: actor is the JWT role; a call of an unknown caller has no tenant');
-
--- 2. No JWT at all (direct database connection), SET ROLE service_role: actor = that role.
-select set_config('request.jwt.claims', '', true);
-set local role service_role;
-update public.sites set name = 'Chantier Audit 2' where id = 'fa000000-0000-4000-8000-00000000051a';
-reset role;
-
-select results_eq(
-  $$ select actor, details -> 'changed' -> 'name' from public.system_audit_logs
-     where target = 'sites:fa000000-0000-4000-8000-00000000051a' and action = 'update' $$,
-  $$ values ('service_role', '{"old": "Chantier Audit", "new": "Chantier Audit 2"}'::jsonb) $$,
-  'no JWT: actor is the role set by SET ROLE, not the function owner');
 
 -- ---------------------------------------------------------------------------------------------
 -- Billing tables and billing_events
@@ -128,6 +127,37 @@ select results_eq(
 select is_empty(
   $$ select id from public.system_audit_logs where details ->> 'table' = 'billing_events' $$,
   'billing_events inserts are not audited');
+
+-- ---------------------------------------------------------------------------------------------
+-- private.enable_audit(regclass): how migrations attach the trigger (20261126020000)
+-- ---------------------------------------------------------------------------------------------
+select results_eq(
+  $$ select count(*)::int = count(distinct tgrelid)::int, bool_and(tgname = 'audit_row_change')
+     from pg_trigger where tgfoid = 'private.audit_row_change()'::regprocedure $$,
+  $$ values (true, true) $$,
+  're-attached through enable_audit: one audit trigger per table, still named audit_row_change');
+select results_eq(
+  $$ select r, has_function_privilege(r, 'private.enable_audit(regclass)', 'execute')
+     from unnest(array['anon', 'authenticated', 'service_role']) as r $$,
+  $$ values ('anon', false), ('authenticated', false), ('service_role', false) $$,
+  'enable_audit is executable by no API role');
+select tests.authenticate_as('fa000000-0000-4000-8000-0000000000a2');
+select throws_ok($$ select private.enable_audit('public.workers') $$, '42501', null,
+  'an admin (authenticated) cannot call enable_audit');
+select tests.clear_authentication();
+select throws_ok($$ select private.enable_audit('public.tenants_pkey') $$, '42809', null,
+  'enable_audit refuses what is not a table');
+create table public.audit_probe_without_key (note text);
+select throws_ok($$ select private.enable_audit('public.audit_probe_without_key') $$, '42P16', null,
+  'enable_audit refuses a table without primary key (the audit target is its key)');
+create table public.audit_probe (id bigint primary key, tenant_id uuid, note text);
+select lives_ok($$ select private.enable_audit('public.audit_probe'); select private.enable_audit('public.audit_probe') $$,
+  'enable_audit on a new table, twice');
+insert into public.audit_probe (id, tenant_id, note) values (1, 'fa000000-0000-4000-8000-000000000000', 'x');
+select results_eq(
+  $$ select action, tenant_id, details -> 'changed' -> 'note' ->> 'new' from public.system_audit_logs where target = 'audit_probe:1' $$,
+  $$ values ('insert', 'fa000000-0000-4000-8000-000000000000'::uuid, 'x') $$,
+  'a table given enable_audit (twice) is audited, once per change');
 
 select * from finish();
 rollback;

@@ -75,18 +75,15 @@ select ok(
   'helpers pin search_path to an empty string');
 
 -- ---------------------------------------------------------------------------------------------
--- Fixtures
+-- Fixtures (through the helpers of supabase/tests/_helpers)
 -- ---------------------------------------------------------------------------------------------
-insert into auth.users (id, email) values ('fa000000-0000-4000-8000-0000000000a1', 'owner.a@model.example.com');
-insert into public.tenants (id, name) values
-  ('fa000000-0000-4000-8000-000000000000', 'Model A (test)'),
-  ('fb000000-0000-4000-8000-000000000000', 'Model B (test)');
-insert into public.sites (id, tenant_id, name) values
-  ('fa000000-0000-4000-8000-00000000051a', 'fa000000-0000-4000-8000-000000000000', 'Site A'),
-  ('fb000000-0000-4000-8000-00000000051b', 'fb000000-0000-4000-8000-000000000000', 'Site B');
-insert into public.workers (id, tenant_id, site_id, full_name, phone) values
-  ('fa000000-0000-4000-8000-00000000091a', 'fa000000-0000-4000-8000-000000000000',
-   'fa000000-0000-4000-8000-00000000051a', 'Worker A', '+15145550131');
+select tests.create_user('owner.a@model.example.com', id => 'fa000000-0000-4000-8000-0000000000a1');
+select tests.create_tenant('Model A (test)', id => 'fa000000-0000-4000-8000-000000000000');
+select tests.create_tenant('Model B (test)', id => 'fb000000-0000-4000-8000-000000000000');
+select tests.create_site('fa000000-0000-4000-8000-000000000000', 'Site A', id => 'fa000000-0000-4000-8000-00000000051a');
+select tests.create_site('fb000000-0000-4000-8000-000000000000', 'Site B', id => 'fb000000-0000-4000-8000-00000000051b');
+select tests.create_worker('fa000000-0000-4000-8000-000000000000', 'Worker A', '+15145550131',
+  site_id => 'fa000000-0000-4000-8000-00000000051a', id => 'fa000000-0000-4000-8000-00000000091a');
 insert into public.customers (id, tenant_id, stripe_customer_id) values
   ('fa000000-0000-4000-8000-00000000c05a', 'fa000000-0000-4000-8000-000000000000', 'cus_ModelA'),
   ('fb000000-0000-4000-8000-00000000c05b', 'fb000000-0000-4000-8000-000000000000', 'cus_ModelB');

@@ -7,25 +7,21 @@ begin;
 select plan(47);
 
 -- ---------------------------------------------------------------------------------------------
--- Fixtures (as postgres)
+-- Fixtures (as postgres, through the helpers of supabase/tests/_helpers)
 -- ---------------------------------------------------------------------------------------------
-insert into auth.users (id, email) values
-  ('1a000000-0000-4000-8000-0000000000a2', 'admin.a@logs.example.com'),
-  ('1a000000-0000-4000-8000-0000000000a3', 'member.a@logs.example.com'),
-  ('1b000000-0000-4000-8000-0000000000b2', 'admin.b@logs.example.com');
+select tests.create_tenant('Tenant A (log test)', id => '1a000000-0000-4000-8000-000000000000');
+select tests.create_tenant('Tenant B (log test)', id => '1b000000-0000-4000-8000-000000000000');
+select tests.create_member('1a000000-0000-4000-8000-000000000000', 'admin', 'admin.a@logs.example.com',
+  id => '1a000000-0000-4000-8000-0000000000a2');
+select tests.create_member('1a000000-0000-4000-8000-000000000000', 'member', 'member.a@logs.example.com',
+  id => '1a000000-0000-4000-8000-0000000000a3');
+select tests.create_member('1b000000-0000-4000-8000-000000000000', 'admin', 'admin.b@logs.example.com',
+  id => '1b000000-0000-4000-8000-0000000000b2');
 
-insert into public.tenants (id, name) values
-  ('1a000000-0000-4000-8000-000000000000', 'Tenant A (log test)'),
-  ('1b000000-0000-4000-8000-000000000000', 'Tenant B (log test)');
-
-insert into public.tenant_members (tenant_id, user_id, role) values
-  ('1a000000-0000-4000-8000-000000000000', '1a000000-0000-4000-8000-0000000000a2', 'admin'),
-  ('1a000000-0000-4000-8000-000000000000', '1a000000-0000-4000-8000-0000000000a3', 'member'),
-  ('1b000000-0000-4000-8000-000000000000', '1b000000-0000-4000-8000-0000000000b2', 'admin');
-
-insert into public.workers (id, tenant_id, full_name, phone) values
-  ('1a000000-0000-4000-8000-00000000091a', '1a000000-0000-4000-8000-000000000000', 'Worker A', '+15145550121'),
-  ('1b000000-0000-4000-8000-00000000091b', '1b000000-0000-4000-8000-000000000000', 'Worker B', '+15145550122');
+select tests.create_worker('1a000000-0000-4000-8000-000000000000', 'Worker A', '+15145550121',
+  id => '1a000000-0000-4000-8000-00000000091a');
+select tests.create_worker('1b000000-0000-4000-8000-000000000000', 'Worker B', '+15145550122',
+  id => '1b000000-0000-4000-8000-00000000091b');
 
 insert into public.sms_alerts (tenant_id, worker_id, direction, from_number, to_number, body, status, provider_message_id) values
   ('1a000000-0000-4000-8000-000000000000', '1a000000-0000-4000-8000-00000000091a', 'outbound',
@@ -69,8 +65,7 @@ select ok(
 -- ---------------------------------------------------------------------------------------------
 -- anon: no privilege at all
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims', json_build_object('role', 'anon')::text, true);
-set local role anon;
+select tests.authenticate_as_anon();
 
 select throws_ok($$ select * from public.sms_alerts $$, '42501', null, 'anon cannot select sms_alerts');
 select throws_ok($$ select * from public.sms_consent_events $$, '42501', null, 'anon cannot select sms_consent_events');
@@ -83,14 +78,12 @@ select throws_ok(
   $$ insert into public.system_audit_logs (area, action) values ('system', 'forged') $$,
   '42501', null, 'anon cannot insert system_audit_logs');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- member of A: reads nothing (phone numbers and messages of coworkers), writes nothing
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims',
-  json_build_object('sub', '1a000000-0000-4000-8000-0000000000a3', 'role', 'authenticated')::text, true);
-set local role authenticated;
+select tests.authenticate_as('1a000000-0000-4000-8000-0000000000a3');
 
 select is((select count(*)::int from public.sms_alerts), 0, 'member of A sees no sms_alerts');
 select is((select count(*)::int from public.sms_consent_events), 0, 'member of A sees no sms_consent_events');
@@ -100,14 +93,12 @@ select throws_ok(
      values ('1a000000-0000-4000-8000-000000000000', 'outbound', '+15145550199', '+15145550121', 'x', 'queued') $$,
   '42501', null, 'member of A cannot insert sms_alerts');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- admin of A: reads A's rows only, writes nothing
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims',
-  json_build_object('sub', '1a000000-0000-4000-8000-0000000000a2', 'role', 'authenticated')::text, true);
-set local role authenticated;
+select tests.authenticate_as('1a000000-0000-4000-8000-0000000000a2');
 
 select results_eq($$ select provider_message_id from public.sms_alerts $$, array['SMlogtestA'],
   'admin of A sees exactly the sms_alerts of A');
@@ -134,14 +125,12 @@ select throws_ok(
   $$ insert into public.system_audit_logs (area, action, tenant_id) values ('system', 'forged', '1a000000-0000-4000-8000-000000000000') $$,
   '42501', null, 'admin of A cannot write the audit trail');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- admin of B: reads B's rows only
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims',
-  json_build_object('sub', '1b000000-0000-4000-8000-0000000000b2', 'role', 'authenticated')::text, true);
-set local role authenticated;
+select tests.authenticate_as('1b000000-0000-4000-8000-0000000000b2');
 
 select results_eq($$ select provider_message_id from public.sms_alerts $$, array['SMlogtestB'],
   'admin of B sees exactly the sms_alerts of B');
@@ -152,13 +141,12 @@ select results_eq($$ select target from public.system_audit_logs where target li
 select is((select count(*)::int from public.sms_alerts where tenant_id = '1a000000-0000-4000-8000-000000000000'), 0,
   'admin of B sees no sms_alerts of A');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- service_role (edge functions): reads everything, writes logs, deletes nothing
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims', json_build_object('role', 'service_role')::text, true);
-set local role service_role;
+select tests.authenticate_as_service_role();
 
 select is((select count(*)::int from public.sms_alerts where provider_message_id like 'SMlogtest%'), 3,
   'service_role sees every sms_alerts row, tenant-less inbound included');
@@ -189,7 +177,7 @@ select lives_ok(
 select is((select count(*)::int from public.system_audit_logs where target like 'logtest:%'), 4,
   'service_role reads every audit row');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- Constraints

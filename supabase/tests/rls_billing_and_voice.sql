@@ -6,21 +6,16 @@ begin;
 select plan(47);
 
 -- ---------------------------------------------------------------------------------------------
--- Fixtures (as postgres)
+-- Fixtures (as postgres, through the helpers of supabase/tests/_helpers)
 -- ---------------------------------------------------------------------------------------------
-insert into auth.users (id, email) values
-  ('fa000000-0000-4000-8000-0000000000a2', 'admin.a@rls.example.com'),
-  ('fa000000-0000-4000-8000-0000000000a3', 'member.a@rls.example.com'),
-  ('fb000000-0000-4000-8000-0000000000b2', 'admin.b@rls.example.com');
-
-insert into public.tenants (id, name) values
-  ('fa000000-0000-4000-8000-000000000000', 'Tenant A (test)'),
-  ('fb000000-0000-4000-8000-000000000000', 'Tenant B (test)');
-
-insert into public.tenant_members (tenant_id, user_id, role) values
-  ('fa000000-0000-4000-8000-000000000000', 'fa000000-0000-4000-8000-0000000000a2', 'admin'),
-  ('fa000000-0000-4000-8000-000000000000', 'fa000000-0000-4000-8000-0000000000a3', 'member'),
-  ('fb000000-0000-4000-8000-000000000000', 'fb000000-0000-4000-8000-0000000000b2', 'admin');
+select tests.create_tenant('Tenant A (test)', id => 'fa000000-0000-4000-8000-000000000000');
+select tests.create_tenant('Tenant B (test)', id => 'fb000000-0000-4000-8000-000000000000');
+select tests.create_member('fa000000-0000-4000-8000-000000000000', 'admin', 'admin.a@rls.example.com',
+  id => 'fa000000-0000-4000-8000-0000000000a2');
+select tests.create_member('fa000000-0000-4000-8000-000000000000', 'member', 'member.a@rls.example.com',
+  id => 'fa000000-0000-4000-8000-0000000000a3');
+select tests.create_member('fb000000-0000-4000-8000-000000000000', 'admin', 'admin.b@rls.example.com',
+  id => 'fb000000-0000-4000-8000-0000000000b2');
 
 insert into public.voice_calls (id, tenant_id, provider_call_sid, from_number, to_number, forwarded_to, status) values
   ('fa000000-0000-4000-8000-0000000ca11a', 'fa000000-0000-4000-8000-000000000000', 'CAtestA', '+15145550111', '+15145550199', '+15145550100', 'completed'),
@@ -56,8 +51,7 @@ insert into public.billing_events (stripe_event_id, type, created, livemode, pay
 -- ---------------------------------------------------------------------------------------------
 -- anon: no privilege at all
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims', json_build_object('role', 'anon')::text, true);
-set local role anon;
+select tests.authenticate_as_anon();
 
 select throws_ok($$ select * from public.voice_calls $$, '42501', null, 'anon cannot select voice_calls');
 select throws_ok($$ select * from public.customers $$, '42501', null, 'anon cannot select customers');
@@ -70,14 +64,12 @@ select throws_ok(
      values ('evt_Forged', 'invoice.paid', now(), true, '{}') $$,
   '42501', null, 'anon cannot insert billing_events');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- member of A: no billing, no voice calls
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims',
-  json_build_object('sub', 'fa000000-0000-4000-8000-0000000000a3', 'role', 'authenticated')::text, true);
-set local role authenticated;
+select tests.authenticate_as('fa000000-0000-4000-8000-0000000000a3');
 
 select is_empty($$ select id from public.voice_calls $$, 'member A sees no voice call');
 select is_empty($$ select id from public.customers $$, 'member A sees no customer');
@@ -91,14 +83,12 @@ select throws_ok(
   '42501', null, 'member A cannot insert invoices');
 select throws_ok($$ update public.voice_calls set status = 'failed' $$, '42501', null, 'member A cannot update voice calls');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- admin of A: reads the rows of A, writes nothing
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims',
-  json_build_object('sub', 'fa000000-0000-4000-8000-0000000000a2', 'role', 'authenticated')::text, true);
-set local role authenticated;
+select tests.authenticate_as('fa000000-0000-4000-8000-0000000000a2');
 
 select results_eq($$ select id from public.voice_calls $$,
   $$ values ('fa000000-0000-4000-8000-0000000ca11a'::uuid) $$,
@@ -133,14 +123,12 @@ select throws_ok($$ update public.invoices set status = 'paid', paid_at = now() 
 select throws_ok($$ delete from public.invoices $$, '42501', null, 'admin A cannot delete invoices');
 select throws_ok($$ truncate public.invoices $$, '42501', null, 'admin A cannot truncate invoices');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- admin of B: sees B only
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims',
-  json_build_object('sub', 'fb000000-0000-4000-8000-0000000000b2', 'role', 'authenticated')::text, true);
-set local role authenticated;
+select tests.authenticate_as('fb000000-0000-4000-8000-0000000000b2');
 
 select results_eq($$ select id from public.voice_calls $$,
   $$ values ('fb000000-0000-4000-8000-0000000ca11b'::uuid) $$, 'admin B sees the calls of B only');
@@ -153,13 +141,12 @@ select results_eq($$ select id from public.subscription_items $$,
 select results_eq($$ select id from public.invoices $$,
   $$ values ('fb000000-0000-4000-8000-0000000001fb'::uuid) $$, 'admin B sees the invoices of B only');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- service_role: reads and writes everything (Stripe/Twilio edge functions)
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims', json_build_object('role', 'service_role')::text, true);
-set local role service_role;
+select tests.authenticate_as_service_role();
 
 select results_eq(
   $$ select count(*)::int from public.voice_calls where provider_call_sid like 'CAtest%' $$,
@@ -190,7 +177,7 @@ select isnt_empty(
 select isnt_empty($$ delete from public.voice_calls where provider_call_sid = 'CAtestNew' returning id $$,
   'service_role deletes a call');
 
-reset role;
+select tests.clear_authentication();
 
 select results_eq(
   $$ select status from public.subscriptions where stripe_subscription_id in ('sub_TestA', 'sub_TestB') order by stripe_subscription_id $$,

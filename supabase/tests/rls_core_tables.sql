@@ -6,43 +6,37 @@ begin;
 select plan(78);
 
 -- ---------------------------------------------------------------------------------------------
--- Fixtures (as postgres)
+-- Fixtures (as postgres, through the helpers of supabase/tests/_helpers)
 -- ---------------------------------------------------------------------------------------------
-insert into auth.users (id, email) values
-  ('fa000000-0000-4000-8000-0000000000a1', 'owner.a@rls.example.com'),
-  ('fa000000-0000-4000-8000-0000000000a2', 'admin.a@rls.example.com'),
-  ('fa000000-0000-4000-8000-0000000000a3', 'member.a@rls.example.com'),
-  ('fa000000-0000-4000-8000-0000000000a4', 'new.a@rls.example.com'),
-  ('fb000000-0000-4000-8000-0000000000b2', 'admin.b@rls.example.com'),
-  ('fb000000-0000-4000-8000-0000000000b3', 'member.b@rls.example.com'),
-  ('fc000000-0000-4000-8000-0000000000c0', 'outsider@rls.example.com');
+select tests.create_tenant('Tenant A (test)', id => 'fa000000-0000-4000-8000-000000000000');
+select tests.create_tenant('Tenant B (test)', id => 'fb000000-0000-4000-8000-000000000000');
 
-insert into public.tenants (id, name) values
-  ('fa000000-0000-4000-8000-000000000000', 'Tenant A (test)'),
-  ('fb000000-0000-4000-8000-000000000000', 'Tenant B (test)');
+select tests.create_member('fa000000-0000-4000-8000-000000000000', 'owner', 'owner.a@rls.example.com',
+  id => 'fa000000-0000-4000-8000-0000000000a1');
+select tests.create_member('fa000000-0000-4000-8000-000000000000', 'admin', 'admin.a@rls.example.com',
+  id => 'fa000000-0000-4000-8000-0000000000a2');
+select tests.create_member('fa000000-0000-4000-8000-000000000000', 'member', 'member.a@rls.example.com',
+  id => 'fa000000-0000-4000-8000-0000000000a3');
+select tests.create_member('fb000000-0000-4000-8000-000000000000', 'admin', 'admin.b@rls.example.com',
+  id => 'fb000000-0000-4000-8000-0000000000b2');
+select tests.create_member('fb000000-0000-4000-8000-000000000000', 'member', 'member.b@rls.example.com',
+  id => 'fb000000-0000-4000-8000-0000000000b3');
+-- Users without a membership: one the admin of A adds later, one outsider.
+select tests.create_user('new.a@rls.example.com', id => 'fa000000-0000-4000-8000-0000000000a4');
+select tests.create_user('outsider@rls.example.com', id => 'fc000000-0000-4000-8000-0000000000c0');
 
-insert into public.tenant_members (tenant_id, user_id, role) values
-  ('fa000000-0000-4000-8000-000000000000', 'fa000000-0000-4000-8000-0000000000a1', 'owner'),
-  ('fa000000-0000-4000-8000-000000000000', 'fa000000-0000-4000-8000-0000000000a2', 'admin'),
-  ('fa000000-0000-4000-8000-000000000000', 'fa000000-0000-4000-8000-0000000000a3', 'member'),
-  ('fb000000-0000-4000-8000-000000000000', 'fb000000-0000-4000-8000-0000000000b2', 'admin'),
-  ('fb000000-0000-4000-8000-000000000000', 'fb000000-0000-4000-8000-0000000000b3', 'member');
+select tests.create_site('fa000000-0000-4000-8000-000000000000', 'Site A', id => 'fa000000-0000-4000-8000-00000000051a');
+select tests.create_site('fb000000-0000-4000-8000-000000000000', 'Site B', id => 'fb000000-0000-4000-8000-00000000051b');
 
-insert into public.sites (id, tenant_id, name) values
-  ('fa000000-0000-4000-8000-00000000051a', 'fa000000-0000-4000-8000-000000000000', 'Site A'),
-  ('fb000000-0000-4000-8000-00000000051b', 'fb000000-0000-4000-8000-000000000000', 'Site B');
-
-insert into public.workers (id, tenant_id, site_id, full_name, phone) values
-  ('fa000000-0000-4000-8000-00000000091a', 'fa000000-0000-4000-8000-000000000000',
-   'fa000000-0000-4000-8000-00000000051a', 'Worker A', '+15145550111'),
-  ('fb000000-0000-4000-8000-00000000091b', 'fb000000-0000-4000-8000-000000000000',
-   'fb000000-0000-4000-8000-00000000051b', 'Worker B', '+15145550112');
+select tests.create_worker('fa000000-0000-4000-8000-000000000000', 'Worker A', '+15145550111',
+  site_id => 'fa000000-0000-4000-8000-00000000051a', id => 'fa000000-0000-4000-8000-00000000091a');
+select tests.create_worker('fb000000-0000-4000-8000-000000000000', 'Worker B', '+15145550112',
+  site_id => 'fb000000-0000-4000-8000-00000000051b', id => 'fb000000-0000-4000-8000-00000000091b');
 
 -- ---------------------------------------------------------------------------------------------
 -- anon: no privilege on any core table
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims', json_build_object('role', 'anon')::text, true);
-set local role anon;
+select tests.authenticate_as_anon();
 
 select throws_ok($$ select * from public.tenants $$, '42501', null, 'anon cannot select tenants');
 select throws_ok($$ select * from public.tenant_members $$, '42501', null, 'anon cannot select tenant_members');
@@ -55,14 +49,12 @@ select throws_ok(
 select throws_ok($$ update public.tenants set name = 'pwned' $$, '42501', null, 'anon cannot update tenants');
 select throws_ok($$ delete from public.sites $$, '42501', null, 'anon cannot delete sites');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- authenticated user with no membership: sees nothing, writes nothing
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims',
-  json_build_object('sub', 'fc000000-0000-4000-8000-0000000000c0', 'role', 'authenticated')::text, true);
-set local role authenticated;
+select tests.authenticate_as('fc000000-0000-4000-8000-0000000000c0');
 
 select is_empty($$ select id from public.tenants $$, 'outsider sees no tenant');
 select is_empty($$ select tenant_id from public.tenant_members $$, 'outsider sees no membership');
@@ -72,14 +64,12 @@ select throws_ok(
      values ('fa000000-0000-4000-8000-000000000000', 'fc000000-0000-4000-8000-0000000000c0', 'owner') $$,
   '42501', null, 'outsider cannot add themselves to a tenant');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- member of A: reads A, its sites and workers and their own membership; writes nothing
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims',
-  json_build_object('sub', 'fa000000-0000-4000-8000-0000000000a3', 'role', 'authenticated')::text, true);
-set local role authenticated;
+select tests.authenticate_as('fa000000-0000-4000-8000-0000000000a3');
 
 select results_eq($$ select id from public.tenants $$,
   $$ values ('fa000000-0000-4000-8000-000000000000'::uuid) $$, 'member A sees tenant A only');
@@ -115,14 +105,12 @@ select is_empty($$ update public.workers set sms_consent = true returning id $$,
 select is_empty($$ delete from public.workers returning id $$, 'member A cannot delete workers (0 rows)');
 select throws_ok($$ truncate public.workers $$, '42501', null, 'member A cannot truncate workers (TRUNCATE ignores RLS)');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- admin of A: manages tenant A, its members (except owners), sites and workers; nothing of B
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims',
-  json_build_object('sub', 'fa000000-0000-4000-8000-0000000000a2', 'role', 'authenticated')::text, true);
-set local role authenticated;
+select tests.authenticate_as('fa000000-0000-4000-8000-0000000000a2');
 
 -- tenants
 select results_eq($$ select id from public.tenants $$,
@@ -227,28 +215,24 @@ select is_empty($$ delete from public.workers where id = 'fb000000-0000-4000-800
 select isnt_empty($$ delete from public.workers where id = 'fa000000-0000-4000-8000-00000000092a' returning id $$,
   'admin A deletes a worker of A');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- owner of A: may manage owner memberships
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims',
-  json_build_object('sub', 'fa000000-0000-4000-8000-0000000000a1', 'role', 'authenticated')::text, true);
-set local role authenticated;
+select tests.authenticate_as('fa000000-0000-4000-8000-0000000000a1');
 
 select isnt_empty(
   $$ update public.tenant_members set role = 'owner'
      where user_id = 'fa000000-0000-4000-8000-0000000000a2' returning user_id $$,
   'owner A promotes admin A to owner');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- admin of B: the mirror image, sees B only
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims',
-  json_build_object('sub', 'fb000000-0000-4000-8000-0000000000b2', 'role', 'authenticated')::text, true);
-set local role authenticated;
+select tests.authenticate_as('fb000000-0000-4000-8000-0000000000b2');
 
 select results_eq($$ select id from public.tenants $$,
   $$ values ('fb000000-0000-4000-8000-000000000000'::uuid) $$, 'admin B sees tenant B only');
@@ -274,13 +258,12 @@ select lives_ok(
      values ('fb000000-0000-4000-8000-000000000000', 'fb000000-0000-4000-8000-00000000051b', 'Worker B2', '+15145550111') $$,
   'admin B creates a worker in B (same number as a worker of A: unique per tenant only)');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- service_role: bypasses RLS (edge functions)
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims', json_build_object('role', 'service_role')::text, true);
-set local role service_role;
+select tests.authenticate_as_service_role();
 
 select results_eq(
   $$ select count(*)::int from public.workers
@@ -294,7 +277,7 @@ select isnt_empty($$ update public.workers set sms_consent = false where id = 'f
 select isnt_empty($$ delete from public.tenants where id = 'fd000000-0000-4000-8000-000000000000' returning id $$,
   'service_role deletes a tenant');
 
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- Effects, checked as postgres
