@@ -8,6 +8,7 @@
 //   status  what is running, and where
 //   reset   down, delete the local database, up again (bootstrap + migrations + seed)
 //   env     dotenv lines for a shell or a test: URLs, keys, and every provider setting
+//   token   a signed user session token: token --user <uuid> [--role …] [--expires 1h] [--email …]
 import { join } from "node:path";
 import {
   type Cluster,
@@ -22,16 +23,18 @@ import {
   startCluster,
   stopCluster,
 } from "./local-supabase/cluster.ts";
+import { gatewayDenoArgs, loadOrCreateFunctionsEnv, toDotenv } from "./local-supabase/local-config.ts";
 import {
-  type ApiKeys,
-  gatewayDenoArgs,
-  loadOrCreateFunctionsEnv,
-  loadOrCreateJwtSecret,
-  mintApiKeys,
-  toDotenv,
-} from "./local-supabase/local-config.ts";
+  loadOrCreateStackKeys,
+  mintUserSessionToken,
+  parseTokenArgs,
+  type StackKeys,
+  TOKEN_USAGE,
+  UsageError,
+} from "./local-supabase/keys.ts";
 
-const STATE_DIR = join(REPO_ROOT, ".stack");
+// STACK_STATE_DIR: another stack's state (e.g. the test runner's, for `token`).
+const STATE_DIR = Deno.env.get("STACK_STATE_DIR") || join(REPO_ROOT, ".stack");
 const GATEWAY_PID_FILE = join(STATE_DIR, "gateway.pid");
 const GATEWAY_LOG_FILE = join(STATE_DIR, "gateway.log");
 // Ports from supabase/config.toml ([api] port, [db] port), as `supabase start` would use.
@@ -40,7 +43,7 @@ const DB_PORT = Number(Deno.env.get("STACK_DB_PORT") ?? 54322);
 
 interface Stack {
   cluster: Cluster;
-  keys: ApiKeys;
+  keys: StackKeys;
   apiUrl: string;
 }
 
@@ -48,7 +51,7 @@ async function describe(): Promise<Stack> {
   await Deno.mkdir(STATE_DIR, { recursive: true });
   const home = await resolveHome(join(STATE_DIR, "db"));
   const cluster = clusterAt(home, DB_PORT);
-  const keys = await mintApiKeys(await loadOrCreateJwtSecret(join(STATE_DIR, "jwt-secret")));
+  const keys = await loadOrCreateStackKeys(STATE_DIR);
   return { cluster, keys, apiUrl: `http://127.0.0.1:${API_PORT}` };
 }
 
@@ -56,9 +59,13 @@ function stackEnv(s: Stack): Record<string, string> {
   return {
     SUPABASE_URL: s.apiUrl,
     SUPABASE_DB_URL: s.cluster.url,
+    SUPABASE_PUBLISHABLE_KEY: s.keys.publishableKey,
+    SUPABASE_SECRET_KEY: s.keys.secretKey,
+    SUPABASE_JWKS: JSON.stringify(s.keys.jwks),
+    // Legacy JWT-based keys (hosted retires them by the end of 2026) and their secret.
     SUPABASE_ANON_KEY: s.keys.anonKey,
     SUPABASE_SERVICE_ROLE_KEY: s.keys.serviceRoleKey,
-    SUPABASE_JWT_SECRET: s.keys.jwtSecret,
+    SUPABASE_JWT_SECRET: s.keys.legacyJwtSecret,
     FUNCTIONS_URL: `${s.apiUrl}/functions/v1`,
   };
 }
@@ -124,9 +131,13 @@ function banner(s: Stack): void {
 C-Secur360 local stack is up.
   Functions   ${e.FUNCTIONS_URL}/<name>
   Database    ${e.SUPABASE_DB_URL}
-  Anon key    ${e.SUPABASE_ANON_KEY}
-  Service key ${e.SUPABASE_SERVICE_ROLE_KEY}
-  JWT secret  ${e.SUPABASE_JWT_SECRET}
+  JWKS        ${e.SUPABASE_URL}/auth/v1/.well-known/jwks.json
+  Publishable ${e.SUPABASE_PUBLISHABLE_KEY}
+  Secret      ${e.SUPABASE_SECRET_KEY}
+  User token  npm run stack -- token --user <uuid>
+  Legacy anon key          ${e.SUPABASE_ANON_KEY}
+  Legacy service_role key  ${e.SUPABASE_SERVICE_ROLE_KEY}
+  Legacy JWT secret        ${e.SUPABASE_JWT_SECRET}
   Settings    supabase/functions/.env   (npm run stack -- env prints everything)
 `);
 }
@@ -248,10 +259,26 @@ async function reset(): Promise<void> {
 async function env(): Promise<void> {
   const s = await describe();
   const settings = await loadOrCreateFunctionsEnv();
-  Deno.stdout.writeSync(new TextEncoder().encode(toDotenv({ ...stackEnv(s), ...settings })));
+  Deno.stdout.writeSync(
+    new TextEncoder().encode(toDotenv({ ...stackEnv(s), LOCAL_STACK_KEYS_FILE: s.keys.file, ...settings })),
+  );
 }
 
-const commands: Record<string, () => Promise<void>> = { start, up, down, status, reset, env };
+/** Prints a user session token signed with the stack's key (there is no GoTrue locally). */
+async function token(): Promise<void> {
+  let options;
+  try {
+    options = parseTokenArgs(Deno.args.slice(1));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`stack token: ${error.message}\n${TOKEN_USAGE}`);
+    Deno.exit(2);
+  }
+  const keys = await loadOrCreateStackKeys(STATE_DIR);
+  console.log(await mintUserSessionToken(keys.signingKey, { supabaseUrl: `http://127.0.0.1:${API_PORT}`, ...options }));
+}
+
+const commands: Record<string, () => Promise<void>> = { start, up, down, status, reset, env, token };
 const name = Deno.args[0] ?? "status";
 const command = commands[name];
 if (!command) {

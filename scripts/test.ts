@@ -21,7 +21,8 @@ import {
   stopCluster,
   supabaseCli,
 } from "./local-supabase/cluster.ts";
-import { gatewayDenoArgs, loadOrCreateJwtSecret, mintApiKeys } from "./local-supabase/local-config.ts";
+import { gatewayDenoArgs } from "./local-supabase/local-config.ts";
+import { loadOrCreateStackKeys } from "./local-supabase/keys.ts";
 
 const started = performance.now();
 let passed = 0;
@@ -195,13 +196,16 @@ async function main(): Promise<void> {
 
   // ---- gateway ----------------------------------------------------------------------------
   const apiPort = freePort();
-  const keys = await mintApiKeys(await loadOrCreateJwtSecret(join(home, "jwt-secret")));
+  const keys = await loadOrCreateStackKeys(home);
   const env = {
     SUPABASE_URL: `http://127.0.0.1:${apiPort}`,
     SUPABASE_DB_URL: cluster.url,
+    SUPABASE_PUBLISHABLE_KEY: keys.publishableKey,
+    SUPABASE_SECRET_KEY: keys.secretKey,
+    SUPABASE_JWKS: JSON.stringify(keys.jwks),
     SUPABASE_ANON_KEY: keys.anonKey,
     SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
-    SUPABASE_JWT_SECRET: keys.jwtSecret,
+    SUPABASE_JWT_SECRET: keys.legacyJwtSecret,
   };
   const gatewayLog = join(home, "gateway.log");
   const gatewayUp = await checkStage("gateway", () => startGateway(env, apiPort, gatewayLog), (out) => out);
@@ -213,7 +217,8 @@ async function main(): Promise<void> {
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["test", "-A", "--quiet", "--reporter=tap", "--config", join(REPO_ROOT, "deno.json"), ...denoTests],
     cwd: REPO_ROOT,
-    env: { ...env, NO_COLOR: "1" },
+    // The keys file (private signing key) only for the tests' token minting, never the gateway.
+    env: { ...env, LOCAL_STACK_KEYS_FILE: keys.file, NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
   }).output();

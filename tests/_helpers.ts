@@ -1,11 +1,14 @@
 // Shared helpers for the Deno tests. The tests run against the REAL local stack: the orchestrator
-// sets SUPABASE_URL (the gateway), SUPABASE_DB_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY and
-// SUPABASE_JWT_SECRET, and has the gateway running with the fixture functions:
+// sets SUPABASE_URL (the gateway), SUPABASE_DB_URL, SUPABASE_PUBLISHABLE_KEY, SUPABASE_SECRET_KEY,
+// SUPABASE_JWKS, the legacy SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY and SUPABASE_JWT_SECRET, and
+// LOCAL_STACK_KEYS_FILE (the stack's keys.json, whose private signing key mints user tokens), and has
+// the gateway running with the fixture functions:
 //   deno run -A scripts/local-supabase/gateway/main.ts --functions supabase/functions=supabase/config.toml \
 //     --functions tests/fixtures/functions=tests/fixtures/functions/config.toml \
 //     --env-file tests/fixtures/functions/.env.test
 import postgres from "postgres";
-import { SignJWT } from "jose";
+import { type JSONWebKeySet, SignJWT } from "jose";
+import { mintUserSessionToken, readStackKeys, type UserTokenOptions } from "../scripts/local-supabase/keys.ts";
 
 function requireEnv(name: string): string {
   const value = Deno.env.get(name);
@@ -28,17 +31,42 @@ export const env = {
   get serviceRoleKey() {
     return requireEnv("SUPABASE_SERVICE_ROLE_KEY");
   },
+  /** Legacy HS256 secret (the gateway's verify_jwt; never given to functions). */
   get jwtSecret() {
     return requireEnv("SUPABASE_JWT_SECRET");
   },
+  get publishableKey() {
+    return requireEnv("SUPABASE_PUBLISHABLE_KEY");
+  },
+  get secretKey() {
+    return requireEnv("SUPABASE_SECRET_KEY");
+  },
+  get jwks(): JSONWebKeySet {
+    return JSON.parse(requireEnv("SUPABASE_JWKS"));
+  },
+  get keysFile() {
+    return requireEnv("LOCAL_STACK_KEYS_FILE");
+  },
 };
+
+/**
+ * A user session token as GoTrue issues it (ES256, the stack's signing key and kid, iss
+ * `${SUPABASE_URL}/auth/v1`, aud "authenticated", session_id, aal…), as `npm run stack -- token` mints it.
+ */
+export async function mintUserToken(
+  userId: string = crypto.randomUUID(),
+  opts: Omit<UserTokenOptions, "userId" | "supabaseUrl"> = {},
+): Promise<string> {
+  const keys = await readStackKeys(env.keysFile);
+  return await mintUserSessionToken(keys.signingKey, { supabaseUrl: env.supabaseUrl, userId, ...opts });
+}
 
 /** `${SUPABASE_URL}/functions/v1/<name><rest>`; `rest` is appended verbatim (path and/or ?query). */
 export function functionUrl(name: string, rest = ""): string {
   return `${env.supabaseUrl}/functions/v1/${name}${rest}`;
 }
 
-/** An HS256 JWT like Supabase's, signed with `secret` (the project's secret unless told otherwise). */
+/** A legacy HS256 JWT, signed with `secret` (the project's legacy JWT secret unless told otherwise). */
 export async function mintJwt(
   claims: Record<string, unknown>,
   opts: { secret?: string; expiresAt?: number; issuedAt?: number } = {},
@@ -162,6 +190,9 @@ export interface EchoReply {
     serviceRoleKeySet: boolean;
     dbUrlSet: boolean;
     functionsPublicUrl: string | null;
+    publishableKeys: string | null;
+    secretKeysSha256: string | null;
+    jwks: string | null;
   };
   functionsPublicBaseUrl: string;
   publicUrl: string;

@@ -1,42 +1,13 @@
-// Local configuration of a stack: the JWT secret and the API keys minted from it, and the
-// functions' settings file (supabase/functions/.env) with generated, obviously fake provider values.
-import { SignJWT } from "jose";
+// Local configuration of a stack: the functions' settings file (supabase/functions/.env) with
+// generated, obviously fake provider values, and the gateway's command line. The keys (signing key,
+// API keys, legacy JWT secret) are in keys.ts.
 import { parseDotenv } from "./gateway/config.ts";
 import { join } from "node:path";
 import { REPO_ROOT } from "./cluster.ts";
 
-export interface ApiKeys {
-  jwtSecret: string;
-  anonKey: string;
-  serviceRoleKey: string;
-}
-
 function randomHex(bytes: number): string {
   return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0"))
     .join("");
-}
-
-/** Mints the anon and service_role API keys as Supabase does: HS256 JWTs with a `role` claim. */
-export async function mintApiKeys(jwtSecret: string): Promise<ApiKeys> {
-  const key = new TextEncoder().encode(jwtSecret);
-  const mint = (role: string) =>
-    new SignJWT({ role, iss: "supabase-local" })
-      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-      .setIssuedAt(1_764_000_000) // fixed: the same secret always yields the same keys
-      .setExpirationTime(2_079_000_000) // 2035
-      .sign(key);
-  return { jwtSecret, anonKey: await mint("anon"), serviceRoleKey: await mint("service_role") };
-}
-
-/** Reads the stack's JWT secret from `file`, creating a random one on first use. */
-export async function loadOrCreateJwtSecret(file: string): Promise<string> {
-  try {
-    return (await Deno.readTextFile(file)).trim();
-  } catch {
-    const secret = `local-jwt-secret-${randomHex(24)}`;
-    await Deno.writeTextFile(file, secret + "\n", { mode: 0o600 });
-    return secret;
-  }
 }
 
 /** `deno run` arguments that start the functions gateway (scripts/local-supabase/gateway/main.ts) from the repo root. */

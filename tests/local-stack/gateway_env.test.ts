@@ -47,6 +47,9 @@ Deno.test("env: nothing else of the gateway's environment is visible", async () 
     "SUPABASE_SERVICE_ROLE_KEY",
     "SUPABASE_DB_URL",
     "FUNCTIONS_PUBLIC_URL",
+    "SUPABASE_PUBLISHABLE_KEYS",
+    "SUPABASE_SECRET_KEYS",
+    "SUPABASE_JWKS",
   ]);
   const forbidden = ["SUPABASE_JWT_SECRET", "GATEWAY_HOST", "GATEWAY_PORT", "PGPASSWORD", "SHELL", "PWD"];
   for (const name of forbidden) assert.ok(!seen.names.includes(name), `${name} leaked into a function`);

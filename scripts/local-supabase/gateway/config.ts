@@ -197,13 +197,22 @@ export interface PlatformEnv {
   SUPABASE_SERVICE_ROLE_KEY?: string;
   SUPABASE_DB_URL?: string;
   FUNCTIONS_PUBLIC_URL?: string;
+  /** The project's publishable API key (`sb_publishable_…`); functions get SUPABASE_PUBLISHABLE_KEYS. */
+  SUPABASE_PUBLISHABLE_KEY?: string;
+  /** The project's secret API key (`sb_secret_…`); functions get SUPABASE_SECRET_KEYS. */
+  SUPABASE_SECRET_KEY?: string;
+  /** The JWKS as JSON text (public keys only); passed through as SUPABASE_JWKS. */
+  SUPABASE_JWKS?: string;
 }
 
 /**
  * A worker's whole environment: the runtime's needs, the dotenv values, then the platform's
  * SUPABASE_* values. As with `supabase secrets set`, names starting with SUPABASE_ are reserved and
  * skipped from dotenv files. FUNCTIONS_PUBLIC_URL: the gateway's value, else the dotenv's, else
- * `${SUPABASE_URL}/functions/v1`.
+ * `${SUPABASE_URL}/functions/v1`. The keys come in the Supabase CLI's format
+ * (serve/templates/main.ts): SUPABASE_PUBLISHABLE_KEYS and SUPABASE_SECRET_KEYS are JSON objects of
+ * named keys, `{"default":"<key>"}`; SUPABASE_JWKS is the JWKS JSON. The legacy JWT secret and the
+ * private signing key are never part of it.
  */
 export function buildWorkerEnv(
   dotenv: Record<string, string>,
@@ -223,8 +232,14 @@ export function buildWorkerEnv(
     env[name] = value;
   }
   env.SUPABASE_URL = platform.SUPABASE_URL;
-  for (const name of ["SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL"] as const) {
+  for (const name of ["SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL", "SUPABASE_JWKS"] as const) {
     if (platform[name]) env[name] = platform[name];
+  }
+  if (platform.SUPABASE_PUBLISHABLE_KEY) {
+    env.SUPABASE_PUBLISHABLE_KEYS = JSON.stringify({ default: platform.SUPABASE_PUBLISHABLE_KEY });
+  }
+  if (platform.SUPABASE_SECRET_KEY) {
+    env.SUPABASE_SECRET_KEYS = JSON.stringify({ default: platform.SUPABASE_SECRET_KEY });
   }
   env.FUNCTIONS_PUBLIC_URL = platform.FUNCTIONS_PUBLIC_URL || dotenv.FUNCTIONS_PUBLIC_URL ||
     `${platform.SUPABASE_URL.replace(/\/+$/, "")}/functions/v1`;

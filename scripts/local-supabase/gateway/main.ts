@@ -7,8 +7,9 @@
 // Defaults: --functions supabase/functions=supabase/config.toml, and --env-file
 // supabase/functions/.env when it exists (later env files win). Read from the gateway's env:
 // GATEWAY_HOST (127.0.0.1), GATEWAY_PORT (54321), SUPABASE_URL (http://HOST:PORT), SUPABASE_DB_URL,
-// SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_JWT_SECRET, FUNCTIONS_PUBLIC_URL (the
-// public base URL providers call and sign; default ${SUPABASE_URL}/functions/v1).
+// SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_JWT_SECRET (legacy), SUPABASE_PUBLISHABLE_KEY,
+// SUPABASE_SECRET_KEY, SUPABASE_JWKS (public keys; served at /auth/v1/.well-known/jwks.json),
+// FUNCTIONS_PUBLIC_URL (the public base URL providers call and sign; default ${SUPABASE_URL}/functions/v1).
 //
 // Each function runs in its own long-lived Deno process (scripts/local-supabase/gateway/worker.ts) with only its
 // env files' values and the platform's SUPABASE_* values. Prints `gateway ready http://HOST:PORT`
@@ -21,7 +22,8 @@ import {
   loadEnvFiles,
   parseGatewayArgs,
 } from "./config.ts";
-import { checkJwt, jwtKey } from "./auth.ts";
+import { assertPublicJwks, checkJwt, createJwtVerifier } from "./auth.ts";
+import type { JSONWebKeySet } from "jose";
 import { FunctionWorker } from "./supervisor.ts";
 import { WorkerProxy, WorkerUnreachable, worthBuffering } from "./proxy.ts";
 import { type NetWorker, startNetWorker } from "../pg_net/worker.ts";
@@ -38,7 +40,12 @@ export interface GatewayOptions {
   dbUrl?: string;
   anonKey?: string;
   serviceRoleKey?: string;
+  /** Legacy HS256 JWT secret: verify_jwt only, never passed to functions. */
   jwtSecret?: string;
+  /** The project's JWKS (public keys): verify_jwt for ES256/RS256, served, passed to functions. */
+  jwks?: JSONWebKeySet;
+  publishableKey?: string;
+  secretKey?: string;
   functionsPublicUrl?: string;
   /** One line per request. Default: stdout. */
   requestLog?: (line: string) => void;
@@ -54,6 +61,8 @@ export interface Gateway {
 }
 
 const FUNCTIONS_PREFIX = "/functions/v1/";
+/** Where GoTrue publishes the project's JWKS; functions and clients fetch it from here. */
+const JWKS_PATH = "/auth/v1/.well-known/jwks.json";
 
 function jsonError(status: number, body: Record<string, unknown>, requestId: string, extra: HeadersInit = {}) {
   const headers = new Headers(extra);
@@ -92,10 +101,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   }
   const needsJwt = [...specs.values()].some((s) => s.verifyJwt);
-  if (needsJwt && !options.jwtSecret) {
-    throw new Error("SUPABASE_JWT_SECRET is required: some functions have verify_jwt = true");
+  if (options.jwks) assertPublicJwks(options.jwks);
+  if (needsJwt && !options.jwtSecret && !options.jwks?.keys.length) {
+    throw new Error("SUPABASE_JWKS or SUPABASE_JWT_SECRET is required: some functions have verify_jwt = true");
   }
-  const key = options.jwtSecret ? await jwtKey(options.jwtSecret) : undefined;
+  const verifier = createJwtVerifier({ legacySecret: options.jwtSecret, jwks: options.jwks });
+  const jwksBody = JSON.stringify(options.jwks ?? { keys: [] });
   const dotenv = await loadEnvFiles(options.envFiles ?? []);
 
   const proxy = new WorkerProxy();
@@ -121,6 +132,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return response;
 
     async function route(): Promise<Response> {
+      if (path === JWKS_PATH && (req.method === "GET" || req.method === "HEAD")) {
+        return new Response(req.method === "HEAD" ? null : jwksBody, {
+          headers: { "content-type": "application/json", "x-request-id": requestId },
+        });
+      }
       if (!path.startsWith(FUNCTIONS_PREFIX)) {
         return jsonError(404, { code: "NOT_FOUND", message: "Only /functions/v1/<name> is served here" }, requestId);
       }
@@ -133,7 +149,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       functionName = name;
       // Like the Supabase CLI's runtime, CORS preflights pass without a JWT (browsers send none).
       if (worker.spec.verifyJwt && req.method !== "OPTIONS") {
-        const check = await checkJwt(req.headers.get("authorization"), key!, requestId);
+        const check = await checkJwt(req.headers.get("authorization"), verifier, requestId);
         if (!check.ok) return check.response;
       }
       // Small sized bodies are read whole first: one write to the worker instead of a JS stream pump.
@@ -203,6 +219,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       SUPABASE_SERVICE_ROLE_KEY: options.serviceRoleKey,
       SUPABASE_DB_URL: options.dbUrl,
       FUNCTIONS_PUBLIC_URL: options.functionsPublicUrl,
+      SUPABASE_PUBLISHABLE_KEY: options.publishableKey,
+      SUPABASE_SECRET_KEY: options.secretKey,
+      SUPABASE_JWKS: options.jwks ? jwksBody : undefined,
     },
     undefined,
     log,
@@ -235,6 +254,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   return { url, functions: workers, close };
 }
 
+function parseJwksEnv(text: string | undefined): JSONWebKeySet | undefined {
+  if (text === undefined) return undefined;
+  let jwks: unknown;
+  try {
+    jwks = JSON.parse(text);
+  } catch {
+    throw new Error("SUPABASE_JWKS is not valid JSON");
+  }
+  assertPublicJwks(jwks);
+  return jwks;
+}
+
 if (import.meta.main) {
   const env = (name: string) => Deno.env.get(name) || undefined;
   let gateway: Gateway;
@@ -251,6 +282,9 @@ if (import.meta.main) {
       anonKey: env("SUPABASE_ANON_KEY"),
       serviceRoleKey: env("SUPABASE_SERVICE_ROLE_KEY"),
       jwtSecret: env("SUPABASE_JWT_SECRET"),
+      jwks: parseJwksEnv(env("SUPABASE_JWKS")),
+      publishableKey: env("SUPABASE_PUBLISHABLE_KEY"),
+      secretKey: env("SUPABASE_SECRET_KEY"),
       functionsPublicUrl: env("FUNCTIONS_PUBLIC_URL"),
     });
   } catch (error) {
