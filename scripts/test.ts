@@ -160,7 +160,8 @@ async function main(): Promise<void> {
   // ---- pgTAP ------------------------------------------------------------------------------
   const sqlTests = await pgTapTestFiles();
   if (sqlTests.length) {
-    await psql(cluster, "create extension if not exists pgtap with schema extensions");
+    // pgTAP is not a trusted extension: the superuser creates it (hosted: supautils), the tests run as postgres.
+    await psql(cluster, "create extension if not exists pgtap with schema extensions", { asAdmin: true });
     await loadPgTapHelpers(cluster);
     const r = await new Deno.Command("pg_prove", {
       args: ["--verbose", "--failures", "-d", cluster.url, ...sqlTests.map((f) => relative(REPO_ROOT, f))],

@@ -113,7 +113,7 @@ function startInserter(url: string, tenantId: string) {
  * would have arrived (expired rows first in the heap), 170 days on each side of the cut-off.
  * VACUUM ANALYZE + CHECKPOINT: both variants start from the same settled state.
  */
-async function loadTable(sql: postgres.Sql, rows: number, cutoff: Date, tenantId: string) {
+async function loadTable(c: Cluster, sql: postgres.Sql, rows: number, cutoff: Date, tenantId: string) {
   const stepSeconds = (170 * 86_400) / rows;
   await sql`truncate public.sms_alerts restart identity`;
   await sql`
@@ -130,7 +130,8 @@ async function loadTable(sql: postgres.Sql, rows: number, cutoff: Date, tenantId
                          + case when i <= ${rows}::integer then interval '0' else interval '1 second' end
                   as created_at) as t`;
   await sql`vacuum (analyze) public.sms_alerts`;
-  await sql`checkpoint`;
+  // CHECKPOINT needs superuser (or pg_checkpoint), which postgres does not have, here as on hosted.
+  await run(["psql", c.adminUrl, "-XAtqc", "checkpoint"]);
   const [{ expired, live }] = await sql`
     select count(*) filter (where created_at < ${cutoff}) as expired,
            count(*) filter (where created_at >= ${cutoff}) as live
@@ -151,7 +152,7 @@ async function measureVariant(
 ): Promise<VariantResult> {
   console.log(`[${name}] loading ${rows} expired + ${rows} live rows...`);
   let t = performance.now();
-  await loadTable(sql, rows, cutoff, tenantId);
+  await loadTable(c, sql, rows, cutoff, tenantId);
   console.log(`[${name}] loaded in ${((performance.now() - t) / 1000).toFixed(1)} s; deleting with inserter running`);
   const inserter = startInserter(c.url, tenantId);
   await inserter.ready;

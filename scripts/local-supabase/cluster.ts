@@ -1,6 +1,12 @@
 // A local PostgreSQL 15 cluster with what hosted Supabase preloads (pg_cron), managed with the
 // Debian binaries. initdb and postgres refuse to run as root, so as root every server command runs
 // as Debian's `postgres` account, and the data directory is placed where that account can reach it.
+//
+// Roles as on hosted Supabase: the cluster's superuser is `supabase_admin` (initdb -U); the
+// database role `postgres` is NOT a superuser (bootstrap.sql creates it as Supabase's
+// demote-postgres migration leaves it). Migrations, the seed, pg_cron jobs, tests and the
+// functions (SUPABASE_DB_URL) run as `postgres`; only what Supabase itself runs as supabase_admin
+// on a hosted project (bootstrap, pg_net's SQL, superuser-only extensions) uses the admin URL.
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
@@ -9,15 +15,19 @@ export const PG_BIN = "/usr/lib/postgresql/15/bin";
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const BOOTSTRAP_SQL = join(REPO_ROOT, "scripts", "local-supabase", "bootstrap.sql");
 export const PG_NET_SQL = join(REPO_ROOT, "scripts", "local-supabase", "pg_net", "pg_net.sql");
-const LOCAL_PASSWORD = "postgres"; // local-only superuser password, as `supabase start` uses
+// Local-only passwords of `postgres` and `supabase_admin`, the ones `supabase start` uses.
+const LOCAL_PASSWORD = "postgres";
+export const SUPERUSER = "supabase_admin";
 
 export interface Cluster {
   /** Folder holding data/, the server log and the unix socket. */
   home: string;
   dataDir: string;
   port: number;
-  /** postgresql://postgres:postgres@127.0.0.1:<port>/postgres */
+  /** postgresql://postgres:postgres@127.0.0.1:<port>/postgres: what SUPABASE_DB_URL is (non-superuser). */
   url: string;
+  /** The superuser `supabase_admin`: only for the bootstrap and superuser-only steps, never for the project. */
+  adminUrl: string;
   logFile: string;
 }
 
@@ -89,6 +99,7 @@ export function clusterAt(home: string, port: number): Cluster {
     dataDir: join(home, "data"),
     port,
     url: `postgresql://postgres:${LOCAL_PASSWORD}@127.0.0.1:${port}/postgres`,
+    adminUrl: `postgresql://${SUPERUSER}:${LOCAL_PASSWORD}@127.0.0.1:${port}/postgres`,
     logFile: join(home, "postgres.log"),
   };
 }
@@ -113,7 +124,7 @@ export async function initCluster(c: Cluster, opts: { durable: boolean }): Promi
     await run([
       join(PG_BIN, "initdb"),
       "-D", c.dataDir,
-      "-U", "postgres",
+      "-U", SUPERUSER, // the bootstrap superuser, as on hosted Supabase; bootstrap.sql creates `postgres`
       "--auth-local=trust", // unix socket: only reachable by the server account
       "--auth-host=scram-sha-256", // TCP: password, like a hosted project
       `--pwfile=${pwFile}`,
@@ -138,6 +149,9 @@ export async function initCluster(c: Cluster, opts: { durable: boolean }): Promi
     "max_connections = 200",
     "shared_buffers = '256MB'",
     "password_encryption = 'scram-sha-256'",
+    // Hosted Supabase's global statement timeout (platform defaults: 2 min); the API roles get
+    // shorter per-role ones from bootstrap.sql.
+    "statement_timeout = '2min'",
     // A throwaway test cluster trades durability for speed; `npm start`'s cluster keeps fsync.
     ...(opts.durable ? [] : ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]),
   ];
@@ -172,13 +186,25 @@ export async function stopCluster(c: Cluster): Promise<void> {
   }).catch(() => {});
 }
 
-/** Runs a SQL file with psql against the cluster, stopping at the first error. */
-export async function psqlFile(c: Cluster, file: string): Promise<string> {
-  return await run(["psql", c.url, "-v", "ON_ERROR_STOP=1", "-q", "-X", "-f", file]);
+interface PsqlOptions {
+  /** Run as the superuser supabase_admin (bootstrap steps only); default: as `postgres`. */
+  asAdmin?: boolean;
+  /** psql variables (-v name=value), read in the SQL as :'name'. */
+  vars?: Record<string, string>;
 }
 
-export async function psql(c: Cluster, sqlText: string): Promise<string> {
-  return await run(["psql", c.url, "-v", "ON_ERROR_STOP=1", "-q", "-X", "-At", "-c", sqlText]);
+function psqlArgs(c: Cluster, opts: PsqlOptions): string[] {
+  const vars = Object.entries(opts.vars ?? {}).flatMap(([k, v]) => ["-v", `${k}=${v}`]);
+  return ["psql", opts.asAdmin ? c.adminUrl : c.url, "-v", "ON_ERROR_STOP=1", ...vars, "-q", "-X"];
+}
+
+/** Runs a SQL file with psql against the cluster, stopping at the first error. */
+export async function psqlFile(c: Cluster, file: string, opts: PsqlOptions = {}): Promise<string> {
+  return await run([...psqlArgs(c, opts), "-f", file]);
+}
+
+export async function psql(c: Cluster, sqlText: string, opts: PsqlOptions = {}): Promise<string> {
+  return await run([...psqlArgs(c, opts), "-At", "-c", sqlText]);
 }
 
 /** An unused TCP port on 127.0.0.1, chosen by the kernel. */
@@ -197,15 +223,34 @@ export async function supabaseCli(args: string[], dbUrl: string): Promise<string
   });
 }
 
-/** The local Supabase bootstrap, then `supabase migration up`, then (optionally) seed.sql. */
+/**
+ * A data directory made before `postgres` was demoted (initdb -U postgres) has no supabase_admin
+ * password and a superuser `postgres`: everything there was built with powers hosted Supabase
+ * does not give. Say so instead of half-applying the bootstrap.
+ */
+async function refuseSuperuserPostgres(c: Cluster): Promise<void> {
+  const superuser = await psql(c, "select rolsuper from pg_roles where rolname = current_user").catch(() => "");
+  if (superuser.trim() === "t") {
+    throw new Error(
+      `the database in ${c.dataDir} was created with \`postgres\` as its superuser, unlike hosted Supabase; ` +
+        "recreate it (its data is lost): npm run stack -- reset",
+    );
+  }
+}
+
+/**
+ * The local Supabase bootstrap (as supabase_admin), then `supabase migration up` and (optionally)
+ * seed.sql as `postgres`, the role hosted Supabase gives the project.
+ */
 export async function prepareDatabase(c: Cluster, opts: { seed: boolean }): Promise<string[]> {
   const steps: string[] = [];
-  await psqlFile(c, BOOTSTRAP_SQL);
-  await psqlFile(c, PG_NET_SQL);
-  steps.push("bootstrap applied");
+  await refuseSuperuserPostgres(c);
+  await psqlFile(c, BOOTSTRAP_SQL, { asAdmin: true, vars: { postgres_password: LOCAL_PASSWORD } });
+  await psqlFile(c, PG_NET_SQL, { asAdmin: true });
+  steps.push("bootstrap applied (as supabase_admin)");
   const out = await supabaseCli(["migration", "up"], c.url);
   const applied = [...out.matchAll(/Applying migration (\S+?\.sql)/g)].map((m) => m[1]);
-  steps.push(applied.length ? `migrations applied: ${applied.join(", ")}` : "migrations up to date");
+  steps.push(applied.length ? `migrations applied as postgres: ${applied.join(", ")}` : "migrations up to date");
   if (opts.seed) {
     await psqlFile(c, join(REPO_ROOT, "supabase", "seed.sql"));
     steps.push("seed.sql loaded");

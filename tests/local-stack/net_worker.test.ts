@@ -164,3 +164,32 @@ Deno.test("net: an unreachable URL is recorded with its error", async () => {
     }
   });
 });
+
+Deno.test("net: http_delete sends its body, and a lower-case method queued directly is sent as pg_net does", async () => {
+  const server = await startHitServer();
+  const ids: string[] = [];
+  try {
+    await withDb(async (sql) => {
+      try {
+        const token = crypto.randomUUID();
+        const [{ id: deleteId }] = await sql`
+          select net.http_delete(${`${server.url}/delete/${token}`}, body := '{"site": 3}'::jsonb)::text as id`;
+        ids.push(deleteId);
+        // net.http_method is a text domain that accepts any case (pg_net 0.12+).
+        const [{ id: rawId }] = await sql`
+          insert into net.http_request_queue (method, url, headers, timeout_milliseconds)
+          values ('get', ${`${server.url}/raw/${token}`}, null, 5000) returning id::text as id`;
+        ids.push(rawId);
+        await waitFor("both responses", async () => (await responseRow(sql, deleteId)()) && (await responseRow(sql, rawId)()));
+        const [deleted] = server.hitsFor(`/delete/${token}`);
+        assert.equal(deleted.method, "DELETE");
+        assert.deepEqual(JSON.parse(new TextDecoder().decode(deleted.body)), { site: 3 });
+        assert.equal(server.hitsFor(`/raw/${token}`)[0]?.method, "GET");
+      } finally {
+        await cleanup(sql, ids);
+      }
+    });
+  } finally {
+    await server.close();
+  }
+});

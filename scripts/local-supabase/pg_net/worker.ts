@@ -28,7 +28,7 @@ export interface NetWorker {
 
 interface QueuedRequest {
   id: string; // bigint: kept as text, never as a JS number
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "DELETE"; // net.http_method allows any case: upper-cased when claimed
   url: string;
   headers: Record<string, unknown> | null;
   body: Uint8Array | null;
@@ -57,7 +57,7 @@ export async function startNetWorker(options: NetWorkerOptions): Promise<NetWork
     sql<QueuedRequest[]>`
       delete from net.http_request_queue
        where id in (select id from net.http_request_queue order by id limit ${limit} for update skip locked)
-      returning id::text, method::text, url, headers, body, timeout_milliseconds`;
+      returning id::text, upper(method) as method, url, headers, body, timeout_milliseconds`;
 
   async function send(request: QueuedRequest): Promise<void> {
     const headers = new Headers();
