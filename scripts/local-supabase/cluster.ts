@@ -10,6 +10,7 @@
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
+import { waitForPort } from "./ports.ts";
 
 export const PG_BIN = "/usr/lib/postgresql/15/bin";
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -256,4 +257,66 @@ export async function prepareDatabase(c: Cluster, opts: { seed: boolean }): Prom
     steps.push("seed.sql loaded");
   }
   return steps;
+}
+
+/** Stops the cluster whose home is `home`, then deletes `home`; a cluster that does not stop is left in place. */
+export async function removeCluster(home: string): Promise<void> {
+  const c = clusterAt(home, 0); // stopping needs only the data directory
+  await stopCluster(c);
+  if (await exists(join(c.dataDir, "postmaster.pid"))) {
+    throw new Error(`the cluster in ${home} did not stop: its data is left in place`);
+  }
+  await Deno.remove(home, { recursive: true }).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  });
+}
+
+export interface ThrowawayCluster {
+  cluster: Cluster;
+  /** What prepareDatabase did. */
+  steps: string[];
+  /** Stops the cluster and deletes its home; once, however often called. Never deletes a running cluster's data. */
+  remove(): Promise<void>;
+}
+
+/**
+ * A cluster for one run (the test suite, type generation, a benchmark, SQL work): a fresh home
+ * (a new temp folder unless `home` names a new or empty one) reachable by the
+ * server account, a free port unless given, initdb, start, then the bootstrap, the migrations and
+ * (when `seed`) seed.sql. `defer` receives `remove` before anything is created, so an interrupt
+ * mid-way still cleans up; without it, a failure removes what was made before it is rethrown.
+ */
+export async function createThrowawayCluster(opts: {
+  prefix?: string;
+  home?: string;
+  port?: number;
+  durable?: boolean;
+  seed?: boolean;
+  defer?: (remove: () => Promise<void>) => void;
+} = {}): Promise<ThrowawayCluster> {
+  // A given port may be someone else's cluster: never bootstrap over it.
+  if (opts.port) await waitForPort(opts.port, "database");
+  let home: string;
+  if (opts.home) {
+    // It gets deleted on failure and by remove(): only a new or empty folder will do.
+    home = resolve(opts.home);
+    await Deno.mkdir(home, { recursive: true });
+    for await (const _ of Deno.readDir(home)) throw new Error(`${home} is not empty (a cluster already there?)`);
+  } else {
+    home = await Deno.makeTempDir({ dir: "/tmp", prefix: opts.prefix ?? "csecur360-" });
+  }
+  if (isRoot()) await run(["chown", "postgres:postgres", home]);
+  const cluster = clusterAt(home, opts.port ?? freePort());
+  let removing: Promise<void> | undefined;
+  const remove = () => removing ??= removeCluster(home);
+  opts.defer?.(remove);
+  try {
+    await initCluster(cluster, { durable: opts.durable ?? false });
+    await startCluster(cluster);
+    const steps = await prepareDatabase(cluster, { seed: opts.seed ?? false });
+    return { cluster, steps, remove };
+  } catch (e) {
+    if (!opts.defer) await remove().catch(() => {});
+    throw e;
+  }
 }
