@@ -1,19 +1,21 @@
 // `npm run gen:types`: regenerates supabase/functions/_shared/database.types.ts from the
 // migrations, on a throwaway cluster (the test suite fails when the committed file drifts).
-import { mkdtemp } from "node:fs/promises";
-import { clusterAt, freePort, initCluster, prepareDatabase, run, startCluster, stopCluster } from "./local-supabase/cluster.ts";
+import { createThrowawayCluster } from "./local-supabase/cluster.ts";
 import { DB_TYPES_FILE, generateDbTypes } from "./lib/db-types.ts";
+import { createShutdown } from "./lib/shutdown.ts";
 
-const home = await mkdtemp("/tmp/csecur360-types-");
-if (Deno.uid() === 0) await run(["chown", "postgres:postgres", home]);
-const cluster = clusterAt(home, freePort());
+const shutdown = createShutdown();
+shutdown.trapSignals({ onSignal: () => console.error("interrupted: removing the throwaway cluster") });
 try {
-  await initCluster(cluster, { durable: false });
-  await startCluster(cluster);
-  await prepareDatabase(cluster, { seed: false });
+  const { cluster } = await createThrowawayCluster({ prefix: "csecur360-types-", defer: shutdown.defer });
   await Deno.writeTextFile(DB_TYPES_FILE, await generateDbTypes(cluster.url));
   console.log(`wrote ${DB_TYPES_FILE}`);
+} catch (e) {
+  // Interrupted: what failed is only the work cut short; the signal handler exits.
+  if (!shutdown.interrupted) {
+    console.error(`gen:types: ${e instanceof Error ? e.message : e}`);
+    Deno.exitCode = 1;
+  }
 } finally {
-  await stopCluster(cluster);
-  await run(["rm", "-rf", home]);
+  await shutdown.run();
 }

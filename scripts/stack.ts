@@ -4,26 +4,17 @@
 //
 //   start   foreground: bring everything up, print URLs and keys, log requests; Ctrl-C stops all
 //   up      the same, in the background (gateway log in .stack/gateway.log)
-//   down    stop the gateway and the database
+//   down    stop the gateway (however it was started) and the database
 //   status  what is running, and where
 //   reset   down, delete the local database, up again (bootstrap + migrations + seed)
 //   env     dotenv lines for a shell or a test: URLs, keys, and every provider setting
 //   token   a signed user session token: token --user <uuid> [--role …] [--expires 1h] [--email …]
+//
+// Ports: [api] port and [db] port of supabase/config.toml; STACK_API_PORT / STACK_DB_PORT override
+// them. The gateway's pid is in .stack/gateway.pid whichever command started it.
 import { join } from "node:path";
-import {
-  type Cluster,
-  clusterAt,
-  exists,
-  initCluster,
-  isRunning,
-  prepareDatabase,
-  REPO_ROOT,
-  resolveHome,
-  run,
-  startCluster,
-  stopCluster,
-} from "./local-supabase/cluster.ts";
-import { gatewayDenoArgs, loadOrCreateFunctionsEnv, toDotenv } from "./local-supabase/local-config.ts";
+import { type Cluster, clusterAt, REPO_ROOT, resolveHome, stopCluster } from "./local-supabase/cluster.ts";
+import { FUNCTIONS_ENV_FILE, loadOrCreateFunctionsEnv, toDotenv } from "./local-supabase/local-config.ts";
 import {
   loadOrCreateStackKeys,
   mintUserSessionToken,
@@ -32,14 +23,23 @@ import {
   TOKEN_USAGE,
   UsageError,
 } from "./local-supabase/keys.ts";
+import { configuredPorts, waitForPort } from "./local-supabase/ports.ts";
+import { ensureStackDatabase, runningPort, wipeStackDatabase } from "./local-supabase/stack-db.ts";
+import {
+  type GatewayLaunch,
+  runningGatewayPid,
+  spawnGateway,
+  stopGatewayGroup,
+} from "./local-supabase/gateway/spawn.ts";
+import { createShutdown } from "./lib/shutdown.ts";
 
 // STACK_STATE_DIR: another stack's state (e.g. the test runner's, for `token`).
 const STATE_DIR = Deno.env.get("STACK_STATE_DIR") || join(REPO_ROOT, ".stack");
 const GATEWAY_PID_FILE = join(STATE_DIR, "gateway.pid");
 const GATEWAY_LOG_FILE = join(STATE_DIR, "gateway.log");
-// Ports from supabase/config.toml ([api] port, [db] port), as `supabase start` would use.
-const API_PORT = Number(Deno.env.get("STACK_API_PORT") ?? 54321);
-const DB_PORT = Number(Deno.env.get("STACK_DB_PORT") ?? 54322);
+// Set from config.toml (and the overrides) before any command runs.
+let API_PORT: number;
+let DB_PORT: number;
 
 interface Stack {
   cluster: Cluster;
@@ -70,59 +70,25 @@ function stackEnv(s: Stack): Record<string, string> {
   };
 }
 
-async function portIsFree(port: number): Promise<boolean> {
-  try {
-    const l = Deno.listen({ hostname: "127.0.0.1", port });
-    l.close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function gatewayPid(): Promise<number | null> {
-  try {
-    const pid = Number((await Deno.readTextFile(GATEWAY_PID_FILE)).trim());
-    return pid > 0 && pidAlive(pid) ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Database up, bootstrapped and migrated; seeded the first time only (a restart keeps the data). */
+/** Database up: initialised completely (or redone), migrated; seeded the first time only. */
 async function databaseUp(s: Stack): Promise<void> {
-  const fresh = await initCluster(s.cluster, { durable: true });
-  if (!(await isRunning(s.cluster))) {
-    if (!(await portIsFree(DB_PORT))) {
-      throw new Error(`port ${DB_PORT} is taken by another program (set STACK_DB_PORT to use another one)`);
-    }
-    await startCluster(s.cluster);
-  }
-  for (const step of await prepareDatabase(s.cluster, { seed: fresh })) console.log(`  db: ${step}`);
+  await ensureStackDatabase(s.cluster, { portSetting: "STACK_DB_PORT" });
 }
 
-function gatewayEnv(s: Stack): Record<string, string> {
-  return { ...stackEnv(s), GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: String(API_PORT) };
+/** The stack's gateway: the project's functions with supabase/functions/.env, on the [api] port. */
+function gatewayLaunch(s: Stack, output: GatewayLaunch["output"]): GatewayLaunch {
+  return {
+    port: API_PORT,
+    env: stackEnv(s),
+    functions: [{ dir: "supabase/functions", config: "supabase/config.toml" }],
+    envFiles: [FUNCTIONS_ENV_FILE],
+    output,
+    pidFile: GATEWAY_PID_FILE,
+  };
 }
 
-function foregroundGateway(s: Stack): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: gatewayDenoArgs(),
-    cwd: REPO_ROOT,
-    env: gatewayEnv(s),
-    stdin: "null",
-    stdout: "inherit",
-    stderr: "inherit",
-  });
+async function gatewayPortFree(): Promise<void> {
+  await waitForPort(API_PORT, "functions gateway", { override: "STACK_API_PORT" });
 }
 
 function banner(s: Stack): void {
@@ -143,96 +109,54 @@ C-Secur360 local stack is up.
 }
 
 async function start(): Promise<void> {
-  if (await gatewayPid()) {
-    throw new Error("the stack already runs in the background: `npm run stack -- down` first");
-  }
-  if (!(await portIsFree(API_PORT))) throw new Error(`port ${API_PORT} is taken (set STACK_API_PORT)`);
+  const running = await runningGatewayPid(GATEWAY_PID_FILE);
+  if (running) throw new Error(`the stack already runs (gateway pid ${running}): \`npm run stack -- down\` first`);
+  await gatewayPortFree();
   const s = await describe();
   await loadOrCreateFunctionsEnv();
-  await databaseUp(s);
-  const gateway = foregroundGateway(s).spawn();
-  let stopping = false;
-  const stopAll = async () => {
-    if (stopping) return;
-    stopping = true;
-    console.log("\nstopping…");
-    try {
-      gateway.kill("SIGTERM");
-    } catch { /* already gone */ }
-    await gateway.status;
-    await stopCluster(s.cluster);
-    console.log("stopped.");
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGINT", stopAll);
-  Deno.addSignalListener("SIGTERM", stopAll);
-  banner(s);
-  const status = await gateway.status;
-  if (!stopping) {
-    console.error(`gateway exited (code ${status.code}); stopping the database`);
-    await stopCluster(s.cluster);
-    Deno.exit(1);
+  const shutdown = createShutdown();
+  shutdown.trapSignals({ onSignal: () => console.log("\nstopping…"), exitCode: 0, graceMs: 5_000 });
+  shutdown.defer(() => stopCluster(s.cluster));
+  let exitCode = 1;
+  try {
+    await databaseUp(s);
+    const gateway = await spawnGateway(gatewayLaunch(s, "terminal"));
+    shutdown.defer(() => gateway.stop());
+    await gateway.ready;
+    banner(s);
+    exitCode = await gateway.exited;
+    // 0: stopped on request (`npm run stack -- down` from another shell); otherwise it failed.
+    if (!shutdown.started) console.error(`gateway exited (code ${exitCode}); stopping the database`);
+  } catch (e) {
+    if (!shutdown.interrupted) {
+      await shutdown.run();
+      throw e;
+    }
   }
+  await shutdown.run();
+  console.log("stopped.");
+  Deno.exit(shutdown.interrupted ? 0 : exitCode);
 }
 
 async function up(): Promise<void> {
   const s = await describe();
   await loadOrCreateFunctionsEnv();
   await databaseUp(s);
-  if (!(await gatewayPid())) {
-    if (!(await portIsFree(API_PORT))) throw new Error(`port ${API_PORT} is taken (set STACK_API_PORT)`);
-    // The gateway outlives this command (setsid: its own session and process group, which `down`
-    // signals); its output goes to the log file through `sh` redirection.
-    const child = new Deno.Command("setsid", {
-      args: [
-        "sh",
-        "-c",
-        `log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null`,
-        "sh",
-        GATEWAY_LOG_FILE,
-        Deno.execPath(),
-        ...gatewayDenoArgs(),
-      ],
-      cwd: REPO_ROOT,
-      env: gatewayEnv(s),
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    child.unref();
-    await Deno.writeTextFile(GATEWAY_PID_FILE, String(child.pid));
-    if (!(await waitForGateway(s))) {
-      throw new Error(`the gateway did not become ready; see ${GATEWAY_LOG_FILE}`);
-    }
+  if (!(await runningGatewayPid(GATEWAY_PID_FILE))) {
+    await gatewayPortFree();
+    const gateway = await spawnGateway(gatewayLaunch(s, { logFile: GATEWAY_LOG_FILE, detached: true }));
+    await gateway.ready.catch(async (e) => {
+      await gateway.stop();
+      throw e;
+    });
   }
   banner(s);
 }
 
-async function waitForGateway(s: Stack, seconds = 60): Promise<boolean> {
-  const deadline = Date.now() + seconds * 1000;
-  while (Date.now() < deadline) {
-    try {
-      const r = await fetch(`${s.apiUrl}/functions/v1/`, { signal: AbortSignal.timeout(1000) });
-      await r.body?.cancel();
-      return true;
-    } catch { /* not listening yet */ }
-    if (!(await gatewayPid())) return false;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return false;
-}
-
 async function down(): Promise<void> {
   const s = await describe();
-  const pid = await gatewayPid();
-  if (pid) {
-    // setsid made the gateway a process-group leader: signal the whole group (its workers too).
-    try {
-      Deno.kill(-pid, "SIGTERM");
-    } catch { /* gone */ }
-    for (let i = 0; i < 50 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-    if (pidAlive(pid)) Deno.kill(-pid, "SIGKILL");
-  }
+  const pid = await runningGatewayPid(GATEWAY_PID_FILE);
+  if (pid) await stopGatewayGroup(pid);
   await Deno.remove(GATEWAY_PID_FILE).catch(() => {});
   await stopCluster(s.cluster);
   console.log("stack stopped.");
@@ -240,18 +164,16 @@ async function down(): Promise<void> {
 
 async function status(): Promise<void> {
   const s = await describe();
-  const db = await isRunning(s.cluster);
-  const pid = await gatewayPid();
-  console.log(`database  ${db ? "running" : "stopped"}  ${s.cluster.url}  (data: ${s.cluster.dataDir})`);
+  const dbPort = await runningPort(s.cluster);
+  const pid = await runningGatewayPid(GATEWAY_PID_FILE);
+  const db = dbPort === null ? "stopped" : dbPort === DB_PORT ? "running" : `running on port ${dbPort}`;
+  console.log(`database  ${db}  ${s.cluster.url}  (data: ${s.cluster.dataDir})`);
   console.log(`gateway   ${pid ? `running (pid ${pid})` : "stopped"}  ${s.apiUrl}/functions/v1`);
 }
 
 async function reset(): Promise<void> {
   await down();
-  const s = await describe();
-  if (await exists(s.cluster.dataDir)) {
-    await run(["rm", "-rf", s.cluster.dataDir], { asServerUser: true });
-  }
+  await wipeStackDatabase((await describe()).cluster);
   console.log("local database deleted; recreating…");
   await up();
 }
@@ -286,6 +208,7 @@ if (!command) {
   Deno.exit(2);
 }
 try {
+  ({ api: API_PORT, db: DB_PORT } = await configuredPorts());
   await command();
 } catch (e) {
   console.error(`stack ${name}: ${e instanceof Error ? e.message : e}`);

@@ -6,70 +6,46 @@
 // and exits non-zero on any failure. The cluster and every process are cleaned up on success,
 // failure and Ctrl-C.
 import { join, relative } from "node:path";
-import { mkdtemp } from "node:fs/promises";
 import {
   type Cluster,
-  clusterAt,
+  createThrowawayCluster,
   freePort,
-  initCluster,
-  prepareDatabase,
   psql,
   psqlFile,
   REPO_ROOT,
   run,
-  startCluster,
-  stopCluster,
   supabaseCli,
 } from "./local-supabase/cluster.ts";
-import { gatewayDenoArgs } from "./local-supabase/local-config.ts";
 import { loadOrCreateStackKeys } from "./local-supabase/keys.ts";
+import { spawnGateway } from "./local-supabase/gateway/spawn.ts";
+import { createShutdown } from "./lib/shutdown.ts";
 
 const started = performance.now();
 let passed = 0;
 let failed = 0;
-const cleanups: (() => Promise<void>)[] = [];
 
 function report(stage: string, ok: boolean, detail: string): void {
   const secs = ((performance.now() - started) / 1000).toFixed(1);
   console.log(`[${ok ? "PASS" : "FAIL"}] ${stage.padEnd(10)} ${detail}  (t=${secs}s)`);
 }
 
-/** Registers an undo step; once cleanup has begun (Ctrl-C), the step runs at once instead. */
-function onCleanup(step: () => Promise<void>): void {
-  if (cleaning) void step().catch((e) => console.error(`cleanup: ${e}`));
-  else cleanups.push(step);
-}
-
-/** Runs the undo steps in reverse order, once, however many callers ask for it. */
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    while (cleanups.length) await cleanups.pop()!().catch((e) => console.error(`cleanup: ${e}`));
-  })();
-  return cleaning;
-}
-
-let interrupted = false;
-const onSignal = () => {
-  if (interrupted) return;
-  interrupted = true;
-  failed++;
-  console.log("\ninterrupted: cleaning up…");
-  // The run's own flow normally ends by itself once its children are gone; if something still
-  // blocks it a few seconds after cleanup, end here.
-  void cleanup().then(() =>
-    setTimeout(() => {
-      console.log(`${passed} passed, ${failed} failed`);
-      Deno.exit(130);
-    }, 5000)
-  );
-};
-Deno.addSignalListener("SIGINT", onSignal);
-Deno.addSignalListener("SIGTERM", onSignal);
+// Every started thing registers its undo step; Ctrl-C runs them at once. The run's own flow
+// normally ends by itself once its children are gone; if something still blocks it a few seconds
+// after cleanup, end there.
+const shutdown = createShutdown();
+shutdown.trapSignals({
+  onSignal: () => {
+    failed++;
+    console.log("\ninterrupted: cleaning up…");
+  },
+  exitCode: 130,
+  graceMs: 5000,
+  beforeExit: () => console.log(`${passed} passed, ${failed} failed`),
+});
 
 /** Runs a check stage that passes when the command exits 0; failures count once. */
 async function checkStage(stage: string, fn: () => Promise<string>, okDetail: (out: string) => string) {
-  if (interrupted) return false;
+  if (shutdown.interrupted) return false;
   try {
     const out = await fn();
     report(stage, true, okDetail(out));
@@ -129,17 +105,14 @@ async function loadPgTapHelpers(cluster: Cluster): Promise<void> {
 
 async function main(): Promise<void> {
   // ---- database ---------------------------------------------------------------------------
-  const home = await mkdtemp("/tmp/csecur360-test-");
-  if (Deno.uid() === 0) await run(["chown", "postgres:postgres", home]);
-  onCleanup(() => run(["rm", "-rf", home]).then(() => {}));
-  const cluster = clusterAt(home, freePort());
+  let cluster!: Cluster;
   const ready = await checkStage("database", async () => {
-    await initCluster(cluster, { durable: false });
-    await startCluster(cluster);
-    onCleanup(() => stopCluster(cluster));
-    return (await prepareDatabase(cluster, { seed: true })).join("; ");
+    const db = await createThrowawayCluster({ prefix: "csecur360-test-", seed: true, defer: shutdown.defer });
+    cluster = db.cluster;
+    return db.steps.join("; ");
   }, (out) => out);
   if (!ready) return;
+  const home = cluster.home;
 
   // ---- advisors and lint (Supabase CLI against the URL) ---------------------------------
   await checkStage(
@@ -156,7 +129,7 @@ async function main(): Promise<void> {
     () => "plpgsql_check: no schema errors",
   );
 
-  if (interrupted) return;
+  if (shutdown.interrupted) return;
   // ---- pgTAP ------------------------------------------------------------------------------
   const sqlTests = await pgTapTestFiles();
   if (sqlTests.length) {
@@ -209,10 +182,23 @@ async function main(): Promise<void> {
     SUPABASE_JWT_SECRET: keys.legacyJwtSecret,
   };
   const gatewayLog = join(home, "gateway.log");
-  const gatewayUp = await checkStage("gateway", () => startGateway(env, apiPort, gatewayLog), (out) => out);
+  const gatewayUp = await checkStage("gateway", async () => {
+    const gateway = await spawnGateway({
+      port: apiPort,
+      env,
+      functions: [
+        { dir: "supabase/functions", config: "supabase/config.toml" },
+        { dir: "tests/fixtures/functions", config: "tests/fixtures/functions/config.toml" },
+      ],
+      envFiles: ["tests/fixtures/functions/.env.test"],
+      output: { logFile: gatewayLog },
+    });
+    shutdown.defer(() => gateway.stop());
+    return await gateway.ready;
+  }, (out) => out);
   if (!gatewayUp) return;
 
-  if (interrupted) return;
+  if (shutdown.interrupted) return;
   // ---- deno test --------------------------------------------------------------------------
   const denoTests = await filesUnder(join(REPO_ROOT, "tests"), /\.test\.ts$/);
   const r = await new Deno.Command(Deno.execPath(), {
@@ -237,80 +223,14 @@ async function main(): Promise<void> {
   }
 }
 
-/** Starts the gateway with the project's functions and the test fixtures; resolves when ready. */
-async function startGateway(env: Record<string, string>, port: number, logFile: string): Promise<string> {
-  const log = await Deno.open(logFile, { create: true, write: true, truncate: true });
-  // setsid: the gateway leads its own process group, so cleanup can signal it with its workers.
-  const child = new Deno.Command("setsid", {
-    args: [
-      Deno.execPath(),
-      ...gatewayDenoArgs([
-        "--functions", "supabase/functions=supabase/config.toml",
-        "--functions", "tests/fixtures/functions=tests/fixtures/functions/config.toml",
-        "--env-file", "tests/fixtures/functions/.env.test",
-      ]),
-    ],
-    cwd: REPO_ROOT,
-    env: { ...env, GATEWAY_HOST: "127.0.0.1", GATEWAY_PORT: String(port) },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stopGateway = async () => {
-    const signalGroup = (sig: Deno.Signal) => {
-      try {
-        Deno.kill(-child.pid, sig);
-      } catch { /* already gone */ }
-    };
-    signalGroup("SIGTERM");
-    const stopped = await Promise.race([
-      child.status.then(() => true),
-      new Promise<boolean>((res) => setTimeout(() => res(false), 10_000)),
-    ]);
-    if (!stopped) console.log("    gateway did not stop within 10 s of SIGTERM: killed");
-    signalGroup("SIGKILL"); // whatever is left of the group (workers), in every case
-    await child.status;
-    await pumps;
-  };
-  // Copy both streams to the log; resolve on the ready line.
-  let readyResolve!: (line: string) => void;
-  const readyLine = new Promise<string>((res) => (readyResolve = res));
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for await (const chunk of stream) {
-      await log.write(chunk);
-      buffer += decoder.decode(chunk, { stream: true });
-      const m = buffer.match(/gateway ready (\S+)/);
-      if (m) readyResolve(m[0]);
-      if (buffer.length > 4096) buffer = buffer.slice(-1024);
-    }
-  };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]).finally(() => log.close());
-  onCleanup(stopGateway);
-  // Neither of these may reject after the race is decided (an unhandled rejection would kill the run).
-  const exited = child.status.then((s) => `gateway exited with code ${s.code} before it was ready; log: ${logFile}`);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = new Promise<string>((res) => {
-    timer = setTimeout(() => res(`gateway not ready after 90 s; log: ${logFile}`), 90_000);
-  });
-  const first = await Promise.race([readyLine.then((line) => ({ ready: line })), exited, timedOut]);
-  clearTimeout(timer);
-  if (typeof first === "string") {
-    const tail = (await Deno.readTextFile(logFile).catch(() => "")).split("\n").slice(-30).join("\n");
-    throw new Error(`${first}\n${tail}`);
-  }
-  return first.ready;
-}
-
 try {
   await main();
 } catch (e) {
   failed++;
   console.log(`[FAIL] runner: ${e instanceof Error ? e.stack : e}`);
 } finally {
-  await cleanup();
+  await shutdown.run();
 }
 console.log(`total time ${((performance.now() - started) / 1000).toFixed(1)}s`);
 console.log(`${passed} passed, ${failed} failed`);
-Deno.exit(interrupted ? 130 : failed > 0 || passed === 0 ? 1 : 0);
+Deno.exit(shutdown.interrupted ? 130 : failed > 0 || passed === 0 ? 1 : 0);

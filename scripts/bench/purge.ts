@@ -13,17 +13,8 @@
 // <= 100 ms), with the raw figures. The cluster is stopped and removed at the end, on error and on Ctrl-C; the whole run is
 // bounded by a deadline.
 import postgres from "postgres";
-import { tmpdir } from "node:os";
-import {
-  type Cluster,
-  clusterAt,
-  freePort,
-  initCluster,
-  prepareDatabase,
-  run,
-  startCluster,
-  stopCluster,
-} from "../local-supabase/cluster.ts";
+import { type Cluster, createThrowawayCluster, run } from "../local-supabase/cluster.ts";
+import { createShutdown } from "../lib/shutdown.ts";
 
 const PURGE_BATCH_SIZE = 10_000;
 const INSERT_INTERVAL_MS = 10;
@@ -174,33 +165,27 @@ async function measureVariant(
 export async function main(args: string[]): Promise<void> {
   const rows = intOption(args, "rows", 1_000_000, 1_000);
   const rounds = intOption(args, "rounds", 3, 1);
-  const home = await Deno.makeTempDir({ dir: tmpdir(), prefix: "c-secur360-bench-purge-" });
-  const cluster = clusterAt(home, freePort());
   let sql: postgres.Sql | undefined;
 
   // Once only, whoever asks first (normal end, error, deadline or Ctrl-C).
-  let cleaning: Promise<void> | undefined;
-  const cleanup = () =>
-    cleaning ??= (async () => {
-      await sql?.end({ timeout: 5 }).catch(() => {});
-      await stopCluster(cluster);
-      await Deno.remove(home, { recursive: true }).catch(() => {});
-      console.log(`benchmark cluster removed (${home})`);
-    })();
-  const onSignal = () => {
-    console.error("interrupted: removing the benchmark cluster");
-    cleanup().finally(() => Deno.exit(130));
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  const shutdown = createShutdown();
+  shutdown.trapSignals({ onSignal: () => console.error("interrupted: removing the benchmark cluster") });
   let deadline: ReturnType<typeof setTimeout> | undefined;
 
   try {
     const work = async () => {
-      console.log(`cluster in ${home} (durable: fsync on), port ${cluster.port}`);
-      await initCluster(cluster, { durable: true });
-      await startCluster(cluster);
-      for (const step of await prepareDatabase(cluster, { seed: false })) console.log(step);
+      const { cluster, steps } = await createThrowawayCluster({
+        prefix: "c-secur360-bench-purge-",
+        durable: true,
+        defer: (remove) =>
+          shutdown.defer(async () => {
+            await remove();
+            console.log("benchmark cluster removed");
+          }),
+      });
+      shutdown.defer(() => sql?.end({ timeout: 5 }));
+      console.log(`cluster in ${cluster.home} (durable: fsync on), port ${cluster.port}`);
+      for (const step of steps) console.log(step);
       const version = (await run(["psql", cluster.url, "-XAtc", "show server_version"])).trim();
       console.log(`PostgreSQL ${version}`);
 
@@ -257,8 +242,7 @@ export async function main(args: string[]): Promise<void> {
     ]);
   } finally {
     clearTimeout(deadline);
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
-    await cleanup();
+    shutdown.releaseSignals();
+    await shutdown.run();
   }
 }

@@ -1,6 +1,6 @@
 // Local configuration of a stack: the functions' settings file (supabase/functions/.env) with
-// generated, obviously fake provider values, and the gateway's command line. The keys (signing key,
-// API keys, legacy JWT secret) are in keys.ts.
+// generated, obviously fake provider values. The keys (signing key, API keys, legacy JWT secret) are
+// in keys.ts; the gateway's command line in gateway/spawn.ts.
 import { parseDotenv } from "./gateway/config.ts";
 import { join } from "node:path";
 import { REPO_ROOT } from "./cluster.ts";
@@ -8,11 +8,6 @@ import { REPO_ROOT } from "./cluster.ts";
 function randomHex(bytes: number): string {
   return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0"))
     .join("");
-}
-
-/** `deno run` arguments that start the functions gateway (scripts/local-supabase/gateway/main.ts) from the repo root. */
-export function gatewayDenoArgs(extra: string[] = []): string[] {
-  return ["run", "-A", "--config", join(REPO_ROOT, "deno.json"), join(REPO_ROOT, "scripts", "local-supabase", "gateway", "main.ts"), ...extra];
 }
 
 export const FUNCTIONS_ENV_FILE = join(REPO_ROOT, "supabase", "functions", ".env");
