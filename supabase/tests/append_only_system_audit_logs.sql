@@ -3,47 +3,46 @@
 -- owner, not a superuser, as on hosted; even after re-granting itself the privileges). Only the
 -- retention function deletes, and only rows older than one year; nobody can borrow its role.
 begin;
-select plan(28);
+select plan(29);
 
-insert into auth.users (id, email) values ('2a000000-0000-4000-8000-0000000000a2', 'admin.a@append.example.com');
-insert into public.tenants (id, name) values ('2a000000-0000-4000-8000-000000000000', 'Tenant A (append-only test)');
-insert into public.tenant_members (tenant_id, user_id, role)
-  values ('2a000000-0000-4000-8000-000000000000', '2a000000-0000-4000-8000-0000000000a2', 'admin');
+select tests.create_tenant('Tenant A (append-only test)', id => '2a000000-0000-4000-8000-000000000000');
+select tests.create_tenant('Tenant B (append-only test)', id => '2b000000-0000-4000-8000-000000000000');
+select tests.create_member('2a000000-0000-4000-8000-000000000000', 'admin', 'admin.a@append.example.com',
+  id => '2a000000-0000-4000-8000-0000000000a2');
 
+-- Two rows of A (one past retention) and one of B, which the admin of A must not see.
 insert into public.system_audit_logs (created_at, area, action, tenant_id, target, details) values
   (now() - interval '10 days', 'twilio', 'sms_send', '2a000000-0000-4000-8000-000000000000', 'appendtest:recent', '{}'),
-  (now() - interval '400 days', 'twilio', 'sms_send', '2a000000-0000-4000-8000-000000000000', 'appendtest:expired', '{}');
+  (now() - interval '400 days', 'twilio', 'sms_send', '2a000000-0000-4000-8000-000000000000', 'appendtest:expired', '{}'),
+  (now() - interval '10 days', 'twilio', 'sms_send', '2b000000-0000-4000-8000-000000000000', 'appendtest:other-tenant', '{}');
 
 -- ---------------------------------------------------------------------------------------------
 -- anon
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims', json_build_object('role', 'anon')::text, true);
-set local role anon;
+select tests.authenticate_as_anon();
+select throws_ok($$ select count(*) from public.system_audit_logs $$, '42501', null, 'anon cannot read the audit trail');
 select throws_ok($$ update public.system_audit_logs set actor = 'x' $$, '42501', null, 'anon cannot update');
 select throws_ok($$ delete from public.system_audit_logs $$, '42501', null, 'anon cannot delete');
 select throws_ok($$ truncate public.system_audit_logs $$, '42501', null, 'anon cannot truncate');
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- authenticated: an admin of A, who can read A's rows
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims',
-  json_build_object('sub', '2a000000-0000-4000-8000-0000000000a2', 'role', 'authenticated')::text, true);
-set local role authenticated;
+select tests.authenticate_as('2a000000-0000-4000-8000-0000000000a2');
 select is((select count(*)::int from public.system_audit_logs where target like 'appendtest:%'), 2,
-  'admin of A reads the rows of A');
+  'admin of A reads the two rows of A, not the row of B');
 select throws_ok($$ update public.system_audit_logs set actor = 'x' $$, '42501', null, 'authenticated cannot update');
 select throws_ok($$ delete from public.system_audit_logs $$, '42501', null, 'authenticated cannot delete');
 select throws_ok($$ truncate public.system_audit_logs $$, '42501', null, 'authenticated cannot truncate');
 select throws_ok($$ select private.purge_expired_audit_logs() $$, '42501', null,
   'authenticated cannot run the audit purge');
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- service_role: bypasses RLS, still cannot rewrite history or borrow the retention role
 -- ---------------------------------------------------------------------------------------------
-select set_config('request.jwt.claims', json_build_object('role', 'service_role')::text, true);
-set local role service_role;
+select tests.authenticate_as_service_role();
 select throws_ok($$ update public.system_audit_logs set actor = 'x' $$, '42501', null, 'service_role cannot update');
 select throws_ok($$ delete from public.system_audit_logs $$, '42501', null, 'service_role cannot delete');
 select throws_ok($$ truncate public.system_audit_logs $$, '42501', null, 'service_role cannot truncate');
@@ -56,7 +55,7 @@ select throws_ok(
   '42501', null, 'service_role cannot call the deletion function');
 select throws_ok($$ select private.purge_expired_audit_logs() $$, '42501', null,
   'service_role cannot run the audit purge');
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------------------------------------
 -- postgres (owner of the table, not a superuser: locally as on hosted Supabase)
@@ -78,10 +77,10 @@ select throws_ok($$ delete from public.system_audit_logs $$, '42501', null,
   'postgres cannot delete even with the privilege re-granted');
 select throws_ok($$ update public.system_audit_logs set details = '{}' $$, '42501', null,
   'postgres cannot update even with the privilege re-granted');
-set local role service_role;
+select tests.authenticate_as_service_role();
 select throws_ok($$ delete from public.system_audit_logs $$, '42501', null,
   'service_role cannot delete even with the privilege granted');
-reset role;
+select tests.clear_authentication();
 revoke update, delete, truncate on public.system_audit_logs from postgres, service_role;
 select throws_ok(
   $$ select * from private.delete_audit_logs_between('-infinity', now() - interval '30 days') $$,

@@ -3,7 +3,7 @@
 -- the instant to check as an argument: summer (EDT, UTC-4) and winter (EST, UTC-5) Sundays, both
 -- DST switch Sundays of 2026, a weekday, and repeated calls.
 begin;
-select plan(31);
+select plan(32);
 
 -- ---------------------------------------------------------------------------------------------
 -- Jobs
@@ -129,12 +129,14 @@ select is(private.run_weekly_retention('2026-07-12 07:00:30+00') ->> 'sms_purge'
 -- ---------------------------------------------------------------------------------------------
 -- Privileges
 -- ---------------------------------------------------------------------------------------------
-set local role service_role;
+select tests.create_user('user@cron-retention.example.com', id => '4a000000-0000-4000-8000-0000000000a1');
+select tests.authenticate_as_service_role();
 select throws_ok($$ select private.run_weekly_retention() $$, '42501', null, 'service_role cannot call the wrapper');
-reset role;
-set local role authenticated;
+select tests.authenticate_as('4a000000-0000-4000-8000-0000000000a1');
 select throws_ok($$ select private.run_weekly_retention() $$, '42501', null, 'authenticated cannot call the wrapper');
-reset role;
+select tests.authenticate_as_anon();
+select throws_ok($$ select private.run_weekly_retention() $$, '42501', null, 'anon cannot call the wrapper');
+select tests.clear_authentication();
 select is(
   (select count(*)::int from public.system_audit_logs
    where area = 'maintenance' and action in ('sms_purge', 'audit_purge') and details ? 'error'

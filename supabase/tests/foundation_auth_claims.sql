@@ -5,8 +5,11 @@
 -- the claims with set_config('request.jwt.claims', <json>, true): local to that transaction. A
 -- pgTAP file is ONE transaction, so the requests below are modelled by savepoints: a setting made
 -- after a savepoint is undone by rolling back to it, exactly as a transaction's end undoes it.
+-- Other files impersonate through tests.authenticate_as* (supabase/tests/_helpers); requests 1-3
+-- set the claims by hand because the claim mechanics are what they test, and the last section
+-- checks that the helpers produce what these accessors expect.
 begin;
-select plan(32);
+select plan(46);
 
 -- ---------------------------------------------------------------------------------------------
 -- No claims: nothing is derived from them
@@ -21,6 +24,7 @@ select is(auth.jwt(), null, 'auth.jwt() is null without claims');
 -- Request 1: an authenticated user's claims, local to the transaction
 -- ---------------------------------------------------------------------------------------------
 savepoint request_1;
+-- Raw on purpose (claims of a user absent from auth.users, with phone and nested app_metadata).
 select set_config('request.jwt.claims', json_build_object(
   'sub', 'f0000000-0000-4000-8000-000000000001', 'role', 'authenticated',
   'email', 'tech.one@claims.example.com', 'phone', '+15145550101',
@@ -82,8 +86,7 @@ select ok(has_table_privilege('anon', 'public.foundation_claims_probe', 'select'
   'anon is granted new public tables by default privileges (as on Supabase): RLS is what protects them');
 
 savepoint anon_request;
-select set_config('request.jwt.claims', json_build_object('role', 'anon')::text, true);
-set local role anon;
+select tests.authenticate_as_anon();
 select is(auth.role(), 'anon', 'as anon, auth.role() is anon');
 select is((select count(*) from public.foundation_claims_probe), 0::bigint,
   'anon reads no row of a table with RLS enabled and no policy');
@@ -96,7 +99,6 @@ select throws_ok($$ select count(*) from vault.decrypted_secrets $$, '42501', nu
 -- Hosted pg_net (0.12+) is granted to PUBLIC: anon may queue a request. (Rolled back with the
 -- test, never sent.) What keeps the API away from it is that `net` is not an exposed schema.
 select lives_ok($$ select net.http_get('http://127.0.0.1:9/') $$, 'anon may queue an HTTP request via pg_net, as on hosted Supabase');
-reset role;
 rollback to savepoint anon_request;
 
 select ok(not has_table_privilege('anon', 'auth.users', 'select'), 'anon has no privilege on auth.users');
@@ -110,6 +112,44 @@ select is_empty($$
   select c.relname::text from pg_class c
    where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p') and not c.relrowsecurity
 $$, 'every table in public has row level security enabled');
+
+-- ---------------------------------------------------------------------------------------------
+-- The pgTAP helpers model a request the same way (role + claims, local to the transaction)
+-- ---------------------------------------------------------------------------------------------
+savepoint helpers;
+select tests.create_user('tech.six@claims.example.com', id => 'f0000000-0000-4000-8000-000000000006');
+select tests.create_user('tech.seven@claims.example.com', id => 'f0000000-0000-4000-8000-000000000007');
+
+select tests.authenticate_as('f0000000-0000-4000-8000-000000000006');
+select is(current_user::text, 'authenticated', 'tests.authenticate_as: the role is authenticated');
+select is(auth.uid(), 'f0000000-0000-4000-8000-000000000006'::uuid, 'tests.authenticate_as: auth.uid() is the user');
+select is(auth.role() || ' ' || auth.email() || ' ' || (auth.jwt() ->> 'aud'),
+  'authenticated tech.six@claims.example.com authenticated', 'tests.authenticate_as: role, email and aud claims of the user');
+select ok(auth.jwt() ?& array['iss', 'sub', 'aud', 'exp', 'iat', 'role', 'aal', 'session_id', 'is_anonymous',
+                              'app_metadata', 'user_metadata'],
+  'tests.authenticate_as: the claims GoTrue puts in an access token');
+select tests.authenticate_as('f0000000-0000-4000-8000-000000000007');
+select is(auth.uid(), 'f0000000-0000-4000-8000-000000000007'::uuid, 'tests.authenticate_as switches user while authenticated');
+select throws_ok($$ select tests.authenticate_as('f0000000-0000-4000-8000-0000000000ff') $$, 'P0001',
+  'tests.authenticate_as: no auth.users row with id f0000000-0000-4000-8000-0000000000ff',
+  'tests.authenticate_as refuses a user absent from auth.users (GoTrue signs no token for one)');
+
+select tests.clear_authentication();
+select is(current_user::text, 'postgres', 'tests.clear_authentication: back to the session role postgres');
+select is(auth.jwt(), null, 'tests.clear_authentication: no claims');
+
+select tests.authenticate_as_anon();
+select is(current_user::text || ' ' || auth.role(), 'anon anon', 'tests.authenticate_as_anon: role and claim anon');
+select is(auth.uid(), null, 'tests.authenticate_as_anon: no user');
+
+select tests.authenticate_as_service_role();
+select is(current_user::text || ' ' || auth.role(), 'service_role service_role',
+  'tests.authenticate_as_service_role: role and claim service_role');
+select is(auth.uid(), null, 'tests.authenticate_as_service_role: no user');
+rollback to savepoint helpers;
+
+select is(current_user::text, 'postgres', 'the helpers'' role is gone once the (sub)transaction ended');
+select is(nullif(current_setting('request.jwt.claims', true), ''), null, 'the helpers'' claims are gone with it');
 
 select * from finish();
 rollback;

@@ -97,6 +97,7 @@ select ok(has_schema_privilege('anon', 'net', 'usage')
           and has_function_privilege('anon', 'net.http_post(text, jsonb, jsonb, jsonb, integer)', 'execute')
           and has_table_privilege('anon', 'net.http_request_queue', 'insert'),
   'every role, anon included, may queue pg_net requests (granted to PUBLIC, as hosted)');
+-- (set_config('test.*') only carries an id to the next statements; no claim, no role.)
 select set_config('test.request_id', net.http_get('http://127.0.0.1:9/x',
   '{"a": "1 2", "b": "x&y", "c": "k=v#f+?", "é t": "Montréal/~ok"}'::jsonb)::text, true);
 select is(

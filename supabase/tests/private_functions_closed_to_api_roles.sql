@@ -5,7 +5,7 @@
 -- warning there, and the grant stays (20261125020200 left EXECUTE on
 -- private.delete_audit_logs_between to PUBLIC; fixed by 20261126010000).
 begin;
-select plan(12);
+select plan(13);
 
 -- A NULL proacl means PostgreSQL's default: EXECUTE for PUBLIC.
 select is_empty($$
@@ -53,18 +53,22 @@ select is(
 insert into public.system_audit_logs (created_at, area, action, target)
 values (now() - interval '800 days', 'twilio', 'sms_send', 'privtest:expired');
 
-set local role authenticated;
+select tests.create_user('user@private-functions.example.com', id => '5a000000-0000-4000-8000-0000000000a1');
+
+select tests.authenticate_as_anon();
+select throws_ok($$ select private.delete_audit_logs_between('-infinity', now() - interval '2 years') $$,
+  '42501', null, 'anon cannot call private.delete_audit_logs_between');
+select tests.authenticate_as('5a000000-0000-4000-8000-0000000000a1');
 select throws_ok($$ select private.delete_audit_logs_between('-infinity', now() - interval '2 years') $$,
   '42501', null, 'authenticated cannot call private.delete_audit_logs_between');
 select throws_ok($$ select private.purge_expired_audit_logs() $$,
   '42501', null, 'authenticated cannot call private.purge_expired_audit_logs');
-reset role;
-set local role service_role;
+select tests.authenticate_as_service_role();
 select throws_ok($$ select private.delete_audit_logs_between('-infinity', now() - interval '2 years') $$,
   '42501', null, 'service_role cannot call private.delete_audit_logs_between');
 select throws_ok($$ select private.purge_expired_sms() $$,
   '42501', null, 'service_role cannot call private.purge_expired_sms');
-reset role;
+select tests.clear_authentication();
 select is((select count(*)::int from public.system_audit_logs where target = 'privtest:expired'), 1,
   'the expired row is still there: no API role deleted it');
 

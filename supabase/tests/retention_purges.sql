@@ -9,7 +9,7 @@ select plan(34);
 select private.purge_expired_sms();
 select private.purge_expired_audit_logs();
 
-insert into public.tenants (id, name) values ('3a000000-0000-4000-8000-000000000000', 'Tenant A (retention test)');
+select tests.create_tenant('Tenant A (retention test)', id => '3a000000-0000-4000-8000-000000000000');
 
 insert into public.sms_alerts (tenant_id, direction, from_number, to_number, body, status, provider_message_id, created_at) values
   ('3a000000-0000-4000-8000-000000000000', 'outbound', '+15145550199', '+15145550131', 'J-179', 'delivered', 'SMret179', now() - interval '179 days'),

@@ -8,6 +8,11 @@
 -- are plain inserts, checked against the caller's privileges like the test's own statements.
 -- Every setting is transaction-local (set_config(..., true)): it ends with the test's rollback.
 --
+-- Test files impersonate only through these. The raw form (set_config('request.jwt.claims', ...)
+-- and SET LOCAL ROLE) stays only where a test needs what these cannot express (claims that do not
+-- match the role, a JWT on a direct connection, the claim mechanics themselves), with a one-line
+-- comment why; foundation_auth_claims.sql also checks that these helpers set what auth.* reads.
+--
 -- Every function pins search_path to '' (names are schema-qualified); a SET LOCAL of another
 -- setting (role, request.jwt.claims) inside such a function still outlives the call.
 
