@@ -81,7 +81,7 @@ export async function mintJwt(
 
 export type Sql = postgres.Sql;
 
-/** Runs `fn` with a small connection pool as the postgres superuser, and always closes the pool. */
+/** Runs `fn` with a small connection pool as `postgres` (not a superuser, as on hosted), and always closes the pool. */
 export async function withDb<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
   const sql = postgres(env.dbUrl, { max: 2, onnotice: () => {}, connection: { application_name: "deno tests" } });
   try {
