@@ -8,7 +8,8 @@ import {
   SettingsSource,
 } from "../../supabase/functions/_shared/env.ts";
 import { generateLocalProviderSettings } from "../../scripts/local-supabase/local-config.ts";
-import { parseDotenv } from "../../scripts/local-supabase/gateway/config.ts";
+import { buildWorkerEnv, parseDotenv } from "../../scripts/local-supabase/gateway/config.ts";
+import { loadOrCreateStackKeys } from "../../scripts/local-supabase/keys.ts";
 
 const b64url = (value: unknown) => btoa(JSON.stringify(value)).replaceAll("=", "").replaceAll("+", "-").replaceAll("/", "_");
 const fakeJwt = (claims: Record<string, unknown>) => `${b64url({ alg: "HS256", typ: "JWT" })}.${b64url(claims)}.c2lnbmF0dXJl`;
@@ -61,6 +62,30 @@ Deno.test("env: the local stack's generated settings and the platform's values a
   assert.equal(all.STRIPE_WEBHOOK_SECRET.length, 1);
   assert.equal(all.SUPABASE_URL, "http://127.0.0.1:54321");
   assert.equal(all.STRIPE_API_BASE, undefined, "an unset optional setting is undefined");
+});
+
+Deno.test("env: the platform values a worker of the local stack receives (its real keys and JWKS) are all valid", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "env-keys-" });
+  try {
+    const keys = await loadOrCreateStackKeys(dir);
+    const workerEnv = buildWorkerEnv(generateLocalProviderSettings(), {
+      SUPABASE_URL: "http://127.0.0.1:54321",
+      SUPABASE_DB_URL: "postgresql://postgres:postgres@127.0.0.1:54322/postgres",
+      SUPABASE_PUBLISHABLE_KEY: keys.publishableKey,
+      SUPABASE_SECRET_KEY: keys.secretKey,
+      SUPABASE_JWKS: JSON.stringify(keys.jwks),
+      SUPABASE_ANON_KEY: keys.anonKey,
+      SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
+    }, {});
+    const report = sourceOf(workerEnv).report();
+    assert.deepEqual(report.filter((r) => r.status === "malformed" || (r.status === "missing" && !r.optional)), []);
+    // auth.ts takes exactly these shapes (AuthConfig): wiring is a rename.
+    const s = sourceOf(workerEnv).get("SUPABASE_SECRET_KEYS", "SUPABASE_JWKS", "SUPABASE_SERVICE_ROLE_KEY");
+    assert.deepEqual(s.SUPABASE_SECRET_KEYS, { default: keys.secretKey });
+    assert.ok(s.SUPABASE_JWKS.keys.length >= 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("env: typed values: webhook secrets as a list, key sets as objects, URLs without trailing slash", () => {

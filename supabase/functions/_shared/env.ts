@@ -123,8 +123,9 @@ const SPECS = {
     optional: false,
     about: "the database connection URL",
   },
-  SUPABASE_ANON_KEY: { schema: legacyJwtKey("anon"), optional: false, about: "legacy anon API key (JWT)" },
-  SUPABASE_SERVICE_ROLE_KEY: { schema: legacyJwtKey("service_role"), optional: false, about: "legacy service_role API key (JWT)" },
+  // Legacy JWT keys, being retired (end of 2026): a project may run without them.
+  SUPABASE_ANON_KEY: { schema: legacyJwtKey("anon"), optional: true, about: "legacy anon API key (JWT)" },
+  SUPABASE_SERVICE_ROLE_KEY: { schema: legacyJwtKey("service_role"), optional: true, about: "legacy service_role API key (JWT)" },
   SUPABASE_PUBLISHABLE_KEYS: { schema: namedApiKeys("sb_publishable_"), optional: false, about: "publishable API keys by name" },
   SUPABASE_SECRET_KEYS: { schema: namedApiKeys("sb_secret_"), optional: false, about: "secret API keys by name" },
   SUPABASE_JWKS: {
