@@ -53,7 +53,7 @@ Deno.test("config: functions are the folders with an index.ts, minus _shared cod
   const specs = await discoverFunctions({ dir, configFile: join(dir, "config.toml") });
   assert.deepEqual(
     specs.map((s) => [s.name, s.verifyJwt]),
-    [["boom", false], ["bytes", false], ["crash", false], ["echo", true], ["echo-public", false], ["whoami", false]],
+    [["boom", false], ["bytes", false], ["crash", false], ["echo", true], ["echo-public", false], ["settings-check", false], ["whoami", false]],
   );
 });
 
