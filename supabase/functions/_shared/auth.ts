@@ -12,9 +12,10 @@
 // - Nobody: no credential, a publishable/anon key only, or a credential that does not check out.
 //   A credential that is present but wrong never falls back to a weaker answer.
 //
-// Pure functions over an explicit AuthConfig (this module never reads Deno.env: `_shared/env.ts`
-// does, and builds the config with parseSecretKeys / parseJwks below), plus createCallerIdentifier,
-// which prepares the config once per worker. Nothing here logs or returns a key or a token.
+// Pure functions over an explicit AuthConfig, plus createCallerIdentifier, which prepares the
+// config once; `identifyCaller(req)` is the one call functions make: it builds the worker's
+// identifier once from its settings (read and validated by `_shared/env.ts`, never Deno.env here).
+// Nothing here logs or returns a key or a token.
 import {
   createLocalJWKSet,
   decodeProtectedHeader,
@@ -23,6 +24,7 @@ import {
   jwtVerify,
   type JWTVerifyGetKey,
 } from "jose";
+import { type Settings, settings } from "./env.ts";
 
 export interface AuthConfig {
   /** Named secret API keys, as SUPABASE_SECRET_KEYS holds them: `{"default": "sb_secret_…"}`. */
@@ -50,63 +52,6 @@ export type NobodyReason =
 
 const USER_TOKEN_ALGORITHMS = ["ES256", "RS256"];
 const encoder = new TextEncoder();
-
-// ---- configuration parsing (for _shared/env.ts) --------------------------------------------------
-
-/**
- * Parses SUPABASE_SECRET_KEYS (or SUPABASE_PUBLISHABLE_KEYS): a JSON object of non-empty string
- * keys. Errors say what is wrong, never the value.
- */
-export function parseSecretKeys(json: string, name = "SUPABASE_SECRET_KEYS"): Record<string, string> {
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch {
-    throw new Error(`${name} is not valid JSON`);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new Error(`${name} must be a JSON object of named keys, like {"default": "sb_secret_…"}`);
-  }
-  for (const [keyName, key] of Object.entries(value)) {
-    if (typeof key !== "string" || key.length === 0) throw new Error(`${name}: key "${keyName}" is not a string`);
-  }
-  return value as Record<string, string>;
-}
-
-/** Parses SUPABASE_JWKS: `{"keys": [...]}` of public keys only. */
-export function parseJwks(json: string, name = "SUPABASE_JWKS"): JSONWebKeySet {
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch {
-    throw new Error(`${name} is not valid JSON`);
-  }
-  const keys = (value as { keys?: unknown } | null)?.keys;
-  if (!Array.isArray(keys) || keys.some((k) => typeof k !== "object" || k === null)) {
-    throw new Error(`${name} must be a JSON Web Key Set, {"keys": [...]}`);
-  }
-  return value as JSONWebKeySet;
-}
-
-/** The platform's values as env.ts reads them (raw strings; absent when unset). */
-export interface AuthSettings {
-  SUPABASE_SECRET_KEYS?: string;
-  SUPABASE_SERVICE_ROLE_KEY?: string;
-  SUPABASE_JWKS?: string;
-}
-
-/**
- * The AuthConfig from the platform's raw values: no secret keys when SUPABASE_SECRET_KEYS is unset
- * (only the legacy key, if any, then identifies the service), no users when SUPABASE_JWKS is unset.
- * Throws (naming the setting, never its value) when one is malformed.
- */
-export function authConfigFromSettings(settings: AuthSettings): AuthConfig {
-  return {
-    secretKeys: settings.SUPABASE_SECRET_KEYS ? parseSecretKeys(settings.SUPABASE_SECRET_KEYS) : {},
-    legacyServiceRoleKey: settings.SUPABASE_SERVICE_ROLE_KEY || undefined,
-    jwks: settings.SUPABASE_JWKS ? parseJwks(settings.SUPABASE_JWKS) : { keys: [] },
-  };
-}
 
 // ---- constant-time comparison -------------------------------------------------------------------
 
@@ -225,7 +170,7 @@ export interface CallerIdentifier {
  * The per-worker identifier: the config is prepared once (key digests, the JWKS imported once by
  * jose), then each request is only compared and verified. Typical wiring, in a function:
  *
- *   const callers = createCallerIdentifier(authConfigFromSettings(settings)); // module level
+ *   const callers = createCallerIdentifier(authConfigFromSettings(settings("SUPABASE_SECRET_KEYS", …))); // module level
  *   const caller = await callers.identify(req);
  *   if (caller.kind !== "service") return jsonError(401, "unauthorized");
  */
@@ -236,4 +181,25 @@ export function createCallerIdentifier(config: AuthConfig): CallerIdentifier {
       return identifyWithPrepared(request instanceof Request ? request.headers : request, await prepared);
     },
   };
+}
+
+/** The AuthConfig of settings env.ts has read and validated (the key sets and the JWKS parsed there). */
+export function authConfigFromSettings(
+  s: Pick<Settings, "SUPABASE_SECRET_KEYS" | "SUPABASE_JWKS" | "SUPABASE_SERVICE_ROLE_KEY">,
+): AuthConfig {
+  return { secretKeys: s.SUPABASE_SECRET_KEYS, jwks: s.SUPABASE_JWKS, legacyServiceRoleKey: s.SUPABASE_SERVICE_ROLE_KEY };
+}
+
+let workerIdentifier: CallerIdentifier | undefined;
+
+/**
+ * Who is calling, with this worker's keys: SUPABASE_SECRET_KEYS, SUPABASE_JWKS and, while legacy
+ * keys are on, SUPABASE_SERVICE_ROLE_KEY. Throws SettingsError (answered 503 by http.ts `handle`)
+ * when those settings are missing or malformed. The identifier is built on the first call.
+ */
+export function callerOf(request: Request | Headers): Promise<Caller> {
+  workerIdentifier ??= createCallerIdentifier(
+    authConfigFromSettings(settings("SUPABASE_SECRET_KEYS", "SUPABASE_JWKS", "SUPABASE_SERVICE_ROLE_KEY")),
+  );
+  return workerIdentifier.identify(request);
 }
