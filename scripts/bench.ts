@@ -2,8 +2,11 @@
 // cluster and are never part of `npm test`.
 //   purge   retention purge of sms_alerts vs a plain DELETE, with a concurrent inserter
 //           (scripts/bench/purge.ts; `--rows=N` expired + N live rows, default 1000000)
+//   gateway the webhook path: no-op and one-insert functions through the gateway and served
+//           directly, and pgbench -N (scripts/bench/gateway.ts; `--rounds=R`, `--seconds=S`)
 const benchmarks: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
   purge: () => import("./bench/purge.ts"),
+  gateway: () => import("./bench/gateway.ts"),
 };
 
 const [name, ...args] = Deno.args;
