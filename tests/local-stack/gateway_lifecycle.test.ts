@@ -1,9 +1,9 @@
 // A gateway started here with startGateway() (not the orchestrator's): its own JWT secret and a
-// public URL as behind a tunnel; close() must stop every worker process it started.
+// public URL as behind a tunnel; close() must stop every worker process and nginx.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startGateway } from "../../scripts/local-supabase/gateway/main.ts";
-import { type EchoReply, header, mintJwt } from "../_helpers.ts";
+import { type EchoReply, header, mintJwt, waitFor } from "../_helpers.ts";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/functions", import.meta.url));
 
@@ -48,11 +48,10 @@ Deno.test("lifecycle: startGateway serves with its own settings and close() leav
     assert.equal(reply.env.supabaseUrl, gateway.url, "SUPABASE_URL defaults to the gateway's own URL");
     assert.equal(header(reply, "x-request-id"), "lifecycle-1");
 
-    // One log line per request: time, request id, method, path, status, duration, function.
-    assert.match(
-      lines.at(-1) ?? "",
-      /^\d{4}-\d\d-\d\dT\S+Z lifecycle-1 GET \/functions\/v1\/echo\/hook 200 [\d.]+ms echo$/,
-    );
+    // One log line per request: time, request id, method, path, status, duration, function. nginx
+    // writes it once the response is sent, so it may arrive just after the client has the answer.
+    const logged = await waitFor("the request's log line", () => lines.find((l) => l.includes(" lifecycle-1 ")));
+    assert.match(logged, /^\d{4}-\d\d-\d\dT\S+Z lifecycle-1 GET \/functions\/v1\/echo\/hook 200 [\d.]+ms echo$/);
 
     const workerPids = await Promise.all(
       ["echo", "echo-public", "boom", "crash", "bytes"].map(async (name) => {

@@ -52,7 +52,10 @@ Deno.test("pass-through: a streamed (chunked) request body arrives whole", async
   const { reply } = await echoPublic("", { method: "PUT", body: stream });
   assert.equal(reply.method, "PUT");
   assert.equal(reply.bodySha256, await sha256Hex(whole));
-  assert.equal(header(reply, "transfer-encoding"), "chunked");
+  // The framing may change on the way, as through hosted Supabase's gateway (Kong buffers request
+  // bodies): chunked, or the exact length.
+  const te = header(reply, "transfer-encoding");
+  assert.ok(te === "chunked" || header(reply, "content-length") === String(whole.length), `te=${te}`);
 });
 
 Deno.test("pass-through: raw query string with repeated params, path rest and the public URL", async () => {

@@ -9,11 +9,15 @@
 // GATEWAY_HOST (127.0.0.1), GATEWAY_PORT (54321), SUPABASE_URL (http://HOST:PORT), SUPABASE_DB_URL,
 // SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_JWT_SECRET (legacy), SUPABASE_PUBLISHABLE_KEY,
 // SUPABASE_SECRET_KEY, SUPABASE_JWKS (public keys; served at /auth/v1/.well-known/jwks.json),
-// FUNCTIONS_PUBLIC_URL (the public base URL providers call and sign; default ${SUPABASE_URL}/functions/v1).
+// FUNCTIONS_PUBLIC_URL (the public base URL providers call and sign; default ${SUPABASE_URL}/functions/v1),
+// GATEWAY_REQUEST_TIMEOUT_MS (150000), GATEWAY_MEMORY_LIMIT_MB (256).
 //
-// Each function runs in its own long-lived Deno process (scripts/local-supabase/gateway/worker.ts) with only its
-// env files' values and the platform's SUPABASE_* values. Prints `gateway ready http://HOST:PORT`
-// once every worker has started, then one line per request on stdout; worker output goes to stderr.
+// Processes: nginx listens and routes each function's requests to that function's own long-lived
+// Deno process (worker.ts: verify_jwt, then the function), which has only its env files' values and
+// the platform's SUPABASE_* values. This process supervises the workers and nginx, runs the pg_net
+// worker, and answers what needs the workers' state (its "control server", reached by nginx only).
+// Prints `gateway ready http://HOST:PORT` once every worker has started, then nginx writes one line
+// per request on stdout; worker output and nginx's errors go to stderr.
 import {
   buildWorkerEnv,
   discoverFunctions,
@@ -22,11 +26,26 @@ import {
   loadEnvFiles,
   parseGatewayArgs,
 } from "./config.ts";
-import { assertPublicJwks, checkJwt, createJwtVerifier } from "./auth.ts";
+import { assertPublicJwks } from "./auth.ts";
 import type { JSONWebKeySet } from "jose";
-import { FunctionWorker } from "./supervisor.ts";
-import { WorkerProxy, WorkerUnreachable, worthBuffering } from "./proxy.ts";
+import { forEachLine, FunctionWorker, START_TIMEOUT_MS } from "./supervisor.ts";
+import { WorkerProxy, WorkerTimeout, WorkerUnreachable, worthBuffering } from "./proxy.ts";
+import {
+  FUNCTION_NAME,
+  type NginxSettings,
+  spawnNginx,
+  TIMEOUT_BODY,
+  waitForListen,
+  writeNginxConfig,
+} from "./nginx.ts";
 import { type NetWorker, startNetWorker } from "../pg_net/worker.ts";
+
+/** Where GoTrue publishes the project's JWKS; functions and clients fetch it from here. */
+export const JWKS_PATH = "/auth/v1/.well-known/jwks.json";
+
+/** Hosted limits (Supabase docs, "functions/limits"): request idle timeout and worker memory. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 150_000;
+export const DEFAULT_MEMORY_LIMIT_MB = 256;
 
 export interface GatewayOptions {
   hostname?: string;
@@ -40,14 +59,18 @@ export interface GatewayOptions {
   dbUrl?: string;
   anonKey?: string;
   serviceRoleKey?: string;
-  /** Legacy HS256 JWT secret: verify_jwt only, never passed to functions. */
+  /** Legacy HS256 JWT secret: verify_jwt only (in the workers' wrapper), never passed to functions. */
   jwtSecret?: string;
   /** The project's JWKS (public keys): verify_jwt for ES256/RS256, served, passed to functions. */
   jwks?: JSONWebKeySet;
   publishableKey?: string;
   secretKey?: string;
   functionsPublicUrl?: string;
-  /** One line per request. Default: stdout. */
+  /** A function that sends nothing for this long gets 504 (hosted: 150 s). */
+  requestTimeoutMs?: number;
+  /** Each worker's heap + external memory limit; over it the worker ends and the request gets 546 (hosted: 256). */
+  memoryLimitMb?: number;
+  /** One line per request. Default: nginx writes them to this process's stdout. */
   requestLog?: (line: string) => void;
   /** Workers' output and the gateway's own messages. Default: stderr. */
   log?: (line: string) => void;
@@ -60,20 +83,19 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-const FUNCTIONS_PREFIX = "/functions/v1/";
-/** Where GoTrue publishes the project's JWKS; functions and clients fetch it from here. */
-const JWKS_PATH = "/auth/v1/.well-known/jwks.json";
+/**
+ * The hosted runtime's answers when a worker cannot serve (supabase/cli
+ * apps/cli-go/internal/functions/serve/templates/main.ts): status, code and message as there.
+ */
+export const HOSTED_ERRORS = {
+  BOOT_ERROR: { status: 503, message: "Worker failed to boot (please check logs)" },
+  WORKER_ERROR: { status: 500, message: "Function exited due to an error (please check logs)" },
+  WORKER_LIMIT: { status: 546, message: "Worker failed to respond due to a resource limit (please check logs)" },
+} as const;
 
-function jsonError(status: number, body: Record<string, unknown>, requestId: string, extra: HeadersInit = {}) {
-  const headers = new Headers(extra);
-  headers.set("x-request-id", requestId);
-  return Response.json({ ...body, request_id: requestId }, { status, headers });
-}
-
-/** Keeps a client's request id when it is a sane token, so logs on both sides correlate. */
-function requestIdFrom(headers: Headers): string {
-  const given = headers.get("x-request-id");
-  return given && /^[\x21-\x7e]{1,200}$/.test(given) ? given : crypto.randomUUID();
+function hostedError(code: keyof typeof HOSTED_ERRORS, requestId: string): Response {
+  const { status, message } = HOSTED_ERRORS[code];
+  return Response.json({ code, message }, { status, headers: { "x-request-id": requestId } });
 }
 
 /** Path and raw query of the request target, untouched (no URL parsing: it would normalise them). */
@@ -85,10 +107,23 @@ function splitTarget(url: string): { path: string; query: string | undefined } {
   return q < 0 ? { path: target, query: undefined } : { path: target.slice(0, q), query: target.slice(q + 1) };
 }
 
+function freePort(hostname: string): number {
+  const listener = Deno.listen({ hostname, port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+function positiveInteger(value: number, what: string): number {
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${what} must be a positive integer, got ${value}`);
+  return value;
+}
+
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const log = options.log ?? ((line: string) => console.error(line));
-  const requestLog = options.requestLog ?? ((line: string) => console.log(line));
   const hostname = options.hostname ?? "127.0.0.1";
+  const requestTimeoutMs = positiveInteger(options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, "request timeout");
+  const memoryLimitMb = positiveInteger(options.memoryLimitMb ?? DEFAULT_MEMORY_LIMIT_MB, "memory limit");
 
   const specs = new Map<string, FunctionSpec>();
   for (const source of options.functionSources) {
@@ -96,6 +131,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const clash = specs.get(spec.name);
       if (clash) {
         throw new Error(`function "${spec.name}" is defined twice: ${clash.entrypoint} and ${spec.entrypoint}`);
+      }
+      if (!FUNCTION_NAME.test(spec.name)) {
+        throw new Error(`"${spec.name}" is not a valid function name (a letter, then letters, digits, - or _)`);
       }
       specs.set(spec.name, spec);
     }
@@ -105,7 +143,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   if (needsJwt && !options.jwtSecret && !options.jwks?.keys.length) {
     throw new Error("SUPABASE_JWKS or SUPABASE_JWT_SECRET is required: some functions have verify_jwt = true");
   }
-  const verifier = createJwtVerifier({ legacySecret: options.jwtSecret, jwks: options.jwks });
   const jwksBody = JSON.stringify(options.jwks ?? { keys: [] });
   const dotenv = await loadEnvFiles(options.envFiles ?? []);
 
@@ -113,103 +150,105 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const workers = new Map<string, FunctionWorker>();
   const shutdown = new AbortController();
 
-  async function handle(req: Request): Promise<Response> {
-    const started = performance.now();
-    const requestId = requestIdFrom(req.headers);
-    const { path, query } = splitTarget(req.url);
-    let functionName = "-";
-    let response: Response;
-    try {
-      response = await route();
-    } catch (error) {
-      log(`[gateway] request ${requestId} failed: ${(error as Error).stack ?? error}`);
-      response = jsonError(500, { error: "gateway_error" }, requestId);
-    }
-    const ms = (performance.now() - started).toFixed(1);
-    requestLog(
-      `${new Date().toISOString()} ${requestId} ${req.method} ${path} ${response.status} ${ms}ms ${functionName}`,
-    );
-    return response;
+  /** Why a worker failed a request it had taken, in the hosted runtime's words. */
+  async function workerFailed(worker: FunctionWorker | undefined, requestId: string): Promise<Response> {
+    const exit = await worker?.failureOf();
+    return hostedError(exit?.reason === "memory" ? "WORKER_LIMIT" : "WORKER_ERROR", requestId);
+  }
 
-    async function route(): Promise<Response> {
-      if (path === JWKS_PATH && (req.method === "GET" || req.method === "HEAD")) {
+  // The control server: nginx sends here (a) a request whose worker refused the connection (it is
+  // restarting, failed to boot, or nginx raced a restart), as the upstream's backup server, with
+  // the same request target and headers; (b) GET /_gateway/worker-failed/<name> when a worker
+  // failed a request it had taken (nginx's 502); (c) the JWKS path.
+  async function control(req: Request): Promise<Response> {
+    const requestId = req.headers.get("x-request-id") ?? crypto.randomUUID();
+    const { path, query } = splitTarget(req.url);
+    try {
+      if (path === JWKS_PATH) {
+        if (req.method !== "GET" && req.method !== "HEAD") {
+          return Response.json({ code: "NOT_FOUND", message: "Only /functions/v1/<name> is served here", request_id: requestId }, {
+            status: 404,
+            headers: { "x-request-id": requestId },
+          });
+        }
         return new Response(req.method === "HEAD" ? null : jwksBody, {
           headers: { "content-type": "application/json", "x-request-id": requestId },
         });
       }
-      if (!path.startsWith(FUNCTIONS_PREFIX)) {
-        return jsonError(404, { code: "NOT_FOUND", message: "Only /functions/v1/<name> is served here" }, requestId);
-      }
-      const rest = path.slice(FUNCTIONS_PREFIX.length);
-      const name = rest.split("/", 1)[0];
+      const failed = /^\/_gateway\/worker-failed\/([^/]+)$/.exec(path);
+      if (failed) return await workerFailed(workers.get(failed[1]), requestId);
+      const name = path.split("/")[1] ?? "";
       const worker = workers.get(name);
       if (!worker) {
-        return jsonError(404, { code: "NOT_FOUND", message: "Requested function was not found" }, requestId);
+        return Response.json({ code: "NOT_FOUND", message: "Requested function was not found", request_id: requestId }, {
+          status: 404,
+          headers: { "x-request-id": requestId },
+        });
       }
-      functionName = name;
-      // Like the Supabase CLI's runtime, CORS preflights pass without a JWT (browsers send none).
-      if (worker.spec.verifyJwt && req.method !== "OPTIONS") {
-        const check = await checkJwt(req.headers.get("authorization"), verifier, requestId);
-        if (!check.ok) return check.response;
+      // A crashed worker boots again for this request, as the hosted runtime boots a new worker;
+      // one whose boot failed answers BOOT_ERROR until its code changes (restarts in the background).
+      if (worker.state === "down") worker.restartNow();
+      if (!(await worker.whenUp(START_TIMEOUT_MS)) || worker.port === undefined) {
+        return hostedError("BOOT_ERROR", requestId);
       }
-      // Small sized bodies are read whole first: one write to the worker instead of a JS stream pump.
       const bufferedBody = req.body && worthBuffering(req.headers)
         ? new Uint8Array(await req.arrayBuffer())
         : undefined;
-      if (worker.port === undefined) {
-        return jsonError(
-          503,
-          {
-            error: "function_unavailable",
-            message: `Function "${name}" is ${worker.state === "stopped" ? "stopped" : "restarting"}; retry shortly`,
-          },
-          requestId,
-          { "retry-after": "1" },
-        );
-      }
-      const extraHeaders: Record<string, string> = { "x-request-id": requestId };
-      // Behind a tunnel these already say what the provider called: keep them.
-      const host = req.headers.get("host");
-      if (host !== null && !req.headers.has("x-forwarded-host")) extraHeaders["x-forwarded-host"] = host;
-      if (!req.headers.has("x-forwarded-proto")) extraHeaders["x-forwarded-proto"] = "http";
-      try {
-        // The function sees /<name>/<rest>?<raw query>, as on hosted Supabase.
-        const upstream = await proxy.forward({
-          port: worker.port,
+      const forward = (port: number) =>
+        proxy.forward({
+          port,
           method: req.method,
-          target: `/${rest}${query === undefined ? "" : `?${query}`}`,
+          target: `${path}${query === undefined ? "" : `?${query}`}`,
           headers: req.headers,
-          extraHeaders,
+          extraHeaders: {},
           body: bufferedBody ? null : req.body,
           bufferedBody,
-          // Not req.signal: a client going away cancels the streams instead (Deno.serve's
-          // req.signal also fires after every successful response).
           signal: shutdown.signal,
+          timeoutMs: requestTimeoutMs,
         });
-        upstream.headers.set("x-request-id", requestId);
-        return upstream;
+      try {
+        try {
+          return await forward(worker.port);
+        } catch (error) {
+          // The worker died a moment ago and its exit is not seen yet: nothing reached it, so once
+          // it is back this request can go to the new one.
+          if (!(error instanceof WorkerUnreachable && error.refused && (bufferedBody || !req.body))) throw error;
+          await worker.failureOf();
+          worker.restartNow();
+          if (!(await worker.whenUp(START_TIMEOUT_MS)) || worker.port === undefined) {
+            return hostedError("BOOT_ERROR", requestId);
+          }
+          return await forward(worker.port);
+        }
       } catch (error) {
+        if (error instanceof WorkerTimeout) {
+          return Response.json(TIMEOUT_BODY, { status: 504, headers: { "x-request-id": requestId } });
+        }
         if (!(error instanceof WorkerUnreachable)) throw error;
         log(`[gateway] request ${requestId} to ${name}: worker unreachable: ${error.message}`);
-        return jsonError(502, {
-          error: "function_unreachable",
-          message: `Function "${name}" did not answer (its worker stopped or crashed)`,
-        }, requestId);
+        return await workerFailed(worker, requestId);
       }
+    } catch (error) {
+      log(`[gateway] request ${requestId} failed: ${(error as Error).stack ?? error}`);
+      return Response.json({ error: "gateway_error", request_id: requestId }, {
+        status: 500,
+        headers: { "x-request-id": requestId },
+      });
     }
   }
 
-  let listening!: (addr: Deno.NetAddr) => void;
-  const listened = new Promise<Deno.NetAddr>((r) => listening = r);
-  const server = Deno.serve({
-    hostname,
-    port: options.port ?? 54321,
+  let controlListening!: (addr: Deno.NetAddr) => void;
+  const controlListened = new Promise<Deno.NetAddr>((r) => controlListening = r);
+  const controlServer = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
     signal: shutdown.signal,
-    onListen: (addr) => listening(addr as Deno.NetAddr),
-  }, handle);
-  const addr = await listened;
-  const url = `http://${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}:${addr.port}`;
+    onListen: (addr) => controlListening(addr as Deno.NetAddr),
+  }, control);
+  const controlPort = (await controlListened).port;
 
+  const port = options.port === 0 ? freePort(hostname) : options.port ?? 54321;
+  const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
   const supabaseUrl = options.supabaseUrl || url;
   const workerEnv = buildWorkerEnv(
     dotenv,
@@ -227,14 +266,43 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     log,
   );
 
-  let netWorker: NetWorker | undefined;
-  const close = async () => {
-    shutdown.abort();
-    await Promise.all([...workers.values()].map((w) => w.stop()));
-    await netWorker?.close();
-    await server.finished;
-    proxy.close();
+  const runDir = await Deno.makeTempDir({ prefix: "c-secur360-gateway-" });
+  let nginx: Deno.ChildProcess | undefined;
+  let nginxOutput: Promise<unknown> = Promise.resolve();
+  const nginxSettings = (): NginxSettings => ({
+    hostname,
+    port,
+    controlPort,
+    functions: [...workers.values()].map((w) => ({ name: w.spec.name, port: w.listenPort })),
+    requestTimeoutMs,
+    runDir,
+  });
+  /** A worker moved to another port: new config, then nginx reloads it gracefully (SIGHUP). */
+  const reloadNginx = async () => {
+    await writeNginxConfig(nginxSettings());
+    try {
+      nginx?.kill("SIGHUP");
+    } catch { /* stopped */ }
   };
+
+  let netWorker: NetWorker | undefined;
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      if (nginx) {
+        try {
+          nginx.kill("SIGTERM");
+        } catch { /* already gone */ }
+        await nginx.status;
+        await nginxOutput;
+      }
+      shutdown.abort();
+      await Promise.all([...workers.values()].map((w) => w.stop()));
+      await netWorker?.close();
+      await controlServer.finished;
+      proxy.close();
+      await Deno.remove(runDir, { recursive: true }).catch(() => {});
+    })();
 
   try {
     if (options.netWorker ?? true) {
@@ -243,10 +311,31 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         throw new Error(`net worker: cannot LISTEN on SUPABASE_DB_URL's database: ${error.message}`);
       });
     }
-    for (const spec of specs.values()) workers.set(spec.name, new FunctionWorker(spec, workerEnv, log));
+    for (const spec of specs.values()) {
+      workers.set(
+        spec.name,
+        new FunctionWorker(spec, workerEnv, log, {
+          port: freePort("127.0.0.1"),
+          memoryLimitMb,
+          config: spec.verifyJwt
+            ? { verifyJwt: true, legacySecret: options.jwtSecret, jwks: options.jwks }
+            : { verifyJwt: false },
+          freePort: () => freePort("127.0.0.1"),
+          onPortChange: reloadNginx,
+        }),
+      );
+    }
     const started = await Promise.all([...workers.values()].map((w) => w.start()));
     const failed = [...workers.keys()].filter((_, i) => !started[i]);
     if (failed.length) log(`[gateway] WARNING: failed to start (retrying in the background): ${failed.join(", ")}`);
+
+    const configFile = await writeNginxConfig(nginxSettings());
+    nginx = spawnNginx(configFile, runDir, !options.requestLog);
+    const outputs = [forEachLine(nginx.stderr, (line) => log(`[nginx] ${line}`))];
+    if (options.requestLog) outputs.push(forEachLine(nginx.stdout, options.requestLog));
+    nginxOutput = Promise.all(outputs);
+    const probeHost = hostname === "0.0.0.0" ? "127.0.0.1" : hostname === "::" ? "::1" : hostname;
+    await waitForListen(probeHost, port, nginx);
   } catch (error) {
     await close();
     throw error;
@@ -268,6 +357,7 @@ function parseJwksEnv(text: string | undefined): JSONWebKeySet | undefined {
 
 if (import.meta.main) {
   const env = (name: string) => Deno.env.get(name) || undefined;
+  const optionalNumber = (name: string) => env(name) === undefined ? undefined : Number(env(name));
   let gateway: Gateway;
   try {
     const args = await parseGatewayArgs(Deno.args);
@@ -286,6 +376,8 @@ if (import.meta.main) {
       publishableKey: env("SUPABASE_PUBLISHABLE_KEY"),
       secretKey: env("SUPABASE_SECRET_KEY"),
       functionsPublicUrl: env("FUNCTIONS_PUBLIC_URL"),
+      requestTimeoutMs: optionalNumber("GATEWAY_REQUEST_TIMEOUT_MS"),
+      memoryLimitMb: optionalNumber("GATEWAY_MEMORY_LIMIT_MB"),
     });
   } catch (error) {
     console.error(`gateway: ${(error as Error).message}`);

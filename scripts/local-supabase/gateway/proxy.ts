@@ -32,9 +32,17 @@ export interface ForwardRequest {
   /** The whole body when the gateway already read it (small requests with a content-length). */
   bufferedBody?: Uint8Array;
   signal: AbortSignal;
+  /** The worker must start its response within this time, else WorkerTimeout. */
+  timeoutMs?: number;
 }
 
-export class WorkerUnreachable extends Error {}
+export class WorkerUnreachable extends Error {
+  /** True when the worker refused the connection: nothing of the request reached it. */
+  constructor(message: string, readonly refused = false) {
+    super(message);
+  }
+}
+export class WorkerTimeout extends Error {}
 
 /** True when the request declares a body small enough to read whole before forwarding. */
 export function worthBuffering(headers: Headers): boolean {
@@ -53,9 +61,11 @@ export class WorkerProxy {
     Object.assign(headers, r.extraHeaders);
     return new Promise<Response>((resolve, reject) => {
       let settled = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const fail = (error: Error) => {
         if (settled) return;
         settled = true;
+        clearTimeout(timer);
         reject(error);
       };
       const upstream = http.request({
@@ -74,6 +84,7 @@ export class WorkerProxy {
         }
         const status = res.statusCode ?? 502;
         const init = { status, statusText: res.statusMessage, headers: responseHeaders };
+        clearTimeout(timer);
         if (r.method === "HEAD" || status === 204 || status === 304) {
           settled = true;
           res.resume();
@@ -96,7 +107,16 @@ export class WorkerProxy {
         settled = true;
         resolve(new Response(readableFrom(res), init));
       });
-      upstream.on("error", (e: Error) => fail(new WorkerUnreachable(e.message)));
+      upstream.on("error", (e: Error & { code?: string }) => {
+        fail(new WorkerUnreachable(e.message, e.code === "ECONNREFUSED"));
+      });
+      if (r.timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          if (settled) return;
+          fail(new WorkerTimeout(`no response within ${r.timeoutMs} ms`));
+          upstream.destroy(); // the worker sees the client go away; it keeps serving others
+        }, r.timeoutMs);
+      }
       const onAbort = () => upstream.destroy(new Error("gateway shutting down"));
       r.signal.addEventListener("abort", onAbort, { once: true });
       upstream.on("close", () => r.signal.removeEventListener("abort", onAbort));

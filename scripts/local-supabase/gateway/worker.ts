@@ -1,13 +1,32 @@
 // One function's long-lived process, as a worker of Supabase's edge runtime: imports the function's
-// UNMODIFIED index.ts, captures the handler it gives to Deno.serve, and serves that handler on an
-// ephemeral loopback port that it reports to the gateway on stdout.
+// UNMODIFIED index.ts, captures the handler it gives to Deno.serve, and serves that handler on the
+// loopback port nginx routes the function to. Its wrapper does what the hosted runtime does around
+// a function: verify_jwt (before the handler runs), a JSON 500 for a handler that throws, and the
+// memory limit (heap + external memory; V8's --max-old-space-size, set by the supervisor, stops a
+// runaway heap even inside synchronous code).
 //
-// usage (by the gateway only): deno run -A --config deno.json scripts/local-supabase/gateway/worker.ts \
-//   <entrypoint> <nonce> <function name>
+// usage (by the gateway only): deno run -A --config deno.json --v8-flags=--max-old-space-size=<MB> \
+//   scripts/local-supabase/gateway/worker.ts <entrypoint> <nonce> <function name> <port>
+// and one JSON line (WorkerConfig) on stdin, which then stays open while the gateway lives.
 import { pathToFileURL } from "node:url";
+import { checkJwt, createJwtVerifier } from "./auth.ts";
+import type { JSONWebKeySet } from "jose";
 
-/** Prefix of the one stdout line telling the gateway where this worker listens. */
+/** Prefix of the one stdout line telling the gateway that this worker listens. */
 export const LISTENING_MARKER = "@@gateway-worker-listening";
+/** Exit codes the supervisor reads: over the memory limit; the port was taken by another process. */
+export const EXIT_MEMORY_LIMIT = 86;
+export const EXIT_PORT_IN_USE = 75;
+const MEMORY_CHECK_INTERVAL_MS = 100;
+
+/** What the gateway tells its worker (on stdin: the JWT secret must never be in the function's env). */
+export interface WorkerConfig {
+  verifyJwt: boolean;
+  /** Legacy HS256 secret and the project's JWKS (verify_jwt, as auth.ts checks them). */
+  legacySecret?: string;
+  jwks?: JSONWebKeySet;
+  memoryLimitMb: number;
+}
 
 type Handler = (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response | Promise<Response>;
 interface CapturedOptions {
@@ -34,21 +53,52 @@ function internalError(requestId: string | null): Response {
   });
 }
 
-async function main() {
-  const [entrypoint, nonce, name] = Deno.args;
-  if (!entrypoint || !nonce || !name) {
-    console.error("usage: worker.ts <entrypoint> <nonce> <function name>");
-    Deno.exit(2);
+/** Reads the config line from stdin, then exits when stdin closes (the gateway is gone, even after SIGKILL). */
+async function readConfigThenWatchStdin(exit: (code: number) => never): Promise<WorkerConfig> {
+  const reader = Deno.stdin.readable.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) exit(0);
+    text += decoder.decode(value, { stream: true });
   }
-
-  // If the gateway goes away for any reason (even SIGKILL), our stdin pipe closes: leave with it,
-  // so that no orphaned worker keeps a port.
   (async () => {
     try {
-      for await (const _ of Deno.stdin.readable) { /* the gateway never writes */ }
+      while (!(await reader.read()).done) { /* the gateway writes nothing more */ }
     } catch { /* closed */ }
-    Deno.exit(0);
+    exit(0);
   })();
+  return JSON.parse(text.slice(0, text.indexOf("\n")));
+}
+
+async function main() {
+  const [entrypoint, nonce, name, port] = Deno.args;
+  if (!entrypoint || !nonce || !name || !port) {
+    console.error("usage: worker.ts <entrypoint> <nonce> <function name> <port>");
+    Deno.exit(2);
+  }
+  // Kept before the function can replace Deno.exit.
+  const exit = Deno.exit.bind(Deno) as (code: number) => never;
+  const config = await readConfigThenWatchStdin(exit);
+  const verifier = config.verifyJwt
+    ? createJwtVerifier({ legacySecret: config.legacySecret, jwks: config.jwks })
+    : undefined;
+
+  // As the hosted runtime, a worker over its memory limit is ended (the gateway answers 546).
+  const limitBytes = config.memoryLimitMb * 1024 * 1024;
+  const memoryCheck = setInterval(() => {
+    const { heapUsed, external } = Deno.memoryUsage();
+    if (heapUsed + external > limitBytes) {
+      console.error(
+        `memory limit exceeded: heap ${(heapUsed / 2 ** 20).toFixed(0)} MB + external ${
+          (external / 2 ** 20).toFixed(0)
+        } MB > ${config.memoryLimitMb} MB; ending the worker`,
+      );
+      exit(EXIT_MEMORY_LIMIT);
+    }
+  }, MEMORY_CHECK_INTERVAL_MS);
+  Deno.unrefTimer(memoryCheck);
 
   // Hosted Supabase logs a stray rejection or error and keeps the worker; so do we.
   globalThis.addEventListener("unhandledrejection", (event) => {
@@ -74,12 +124,19 @@ async function main() {
     if (server) throw new Error("Deno.serve was called twice: a Supabase function serves one handler");
     const { handler, options } = captureServeArgs(args);
     const guarded: Handler = async (req, info) => {
+      // nginx always sets it (the client's when sane, else its own).
+      const requestId = req.headers.get("x-request-id");
+      // verify_jwt, before the function runs; CORS preflights pass without a token (browsers send
+      // none), as in the Supabase CLI's runtime.
+      if (verifier && req.method !== "OPTIONS") {
+        const check = await checkJwt(req.headers.get("authorization"), verifier, requestId ?? "");
+        if (!check.ok) return check.response;
+      }
       try {
         const response = await handler(req, info);
         if (!(response instanceof Response)) throw new TypeError("the handler did not return a Response");
         return response;
       } catch (error) {
-        const requestId = req.headers.get("x-request-id");
         // The stack goes to the log, never to the client.
         console.error(`request ${requestId} failed:`, error);
         if (options.onError) {
@@ -92,20 +149,34 @@ async function main() {
         return internalError(requestId);
       }
     };
-    // Whatever address the function asked for, it answers on a loopback port only the gateway uses.
-    server = realServe({
-      hostname: "127.0.0.1",
-      port: 0,
-      signal: options.signal,
-      onListen: ({ port }: Deno.NetAddr) => console.log(`${LISTENING_MARKER} ${nonce} ${port}`),
-    }, guarded);
+    // Whatever address the function asked for, it answers on the loopback port nginx uses.
+    try {
+      server = realServe({
+        hostname: "127.0.0.1",
+        port: Number(port),
+        signal: options.signal,
+        onListen: ({ port }: Deno.NetAddr) => console.log(`${LISTENING_MARKER} ${nonce} ${port}`),
+      }, guarded);
+    } catch (error) {
+      if (error instanceof Deno.errors.AddrInUse) {
+        console.error(`port ${port} is taken by another process`);
+        exit(EXIT_PORT_IN_USE);
+      }
+      throw error;
+    }
     return server;
   };
 
-  await import(pathToFileURL(entrypoint).href);
+  try {
+    await import(pathToFileURL(entrypoint).href);
+  } catch (error) {
+    // The gateway answers 503 BOOT_ERROR meanwhile, as the hosted runtime does.
+    console.error(`${entrypoint} failed to boot:`, error);
+    exit(1);
+  }
   if (!server) {
     console.error(`${entrypoint} did not call Deno.serve(handler) at top level`);
-    Deno.exit(1);
+    exit(1);
   }
 }
 
