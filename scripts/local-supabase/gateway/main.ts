@@ -267,6 +267,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   );
 
   const runDir = await Deno.makeTempDir({ prefix: "c-secur360-gateway-" });
+  // nginx's worker process (an unprivileged user when we are root) keeps large request bodies in
+  // temp folders under it. It holds no secret: the config has ports and paths only.
+  await Deno.chmod(runDir, 0o755);
   let nginx: Deno.ChildProcess | undefined;
   let nginxOutput: Promise<unknown> = Promise.resolve();
   const nginxSettings = (): NginxSettings => ({

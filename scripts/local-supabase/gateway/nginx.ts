@@ -129,7 +129,7 @@ ${known}
   }
   log_format gateway '$gateway_log_time $gateway_request_id $request_method $gateway_log_path $status '
                      '\${gateway_request_ms}ms $gateway_log_function';
-  access_log /dev/stdout gateway;
+  access_log /dev/stdout gateway buffer=64k flush=500ms;
 
 ${upstreams}
 
@@ -163,8 +163,11 @@ ${upstreams}
       proxy_set_header x-forwarded-proto $gateway_forwarded_proto;
       proxy_set_header x-forwarded-for "";
       proxy_set_header x-real-ip "";
-      # Stream both ways (chunked bodies stay chunked; a function's stream reaches the client as sent).
-      proxy_request_buffering off;
+      # Request bodies are read whole first, as hosted Kong does (request_buffering): one write to the
+      # worker, and a body that can go to the backup too; up to 1 MiB in memory, larger ones in a
+      # temp file. Responses stream as the function sends them.
+      proxy_request_buffering on;
+      client_body_buffer_size 1m;
       proxy_buffering off;
       proxy_read_timeout ${s.requestTimeoutMs}ms;
       proxy_send_timeout ${s.requestTimeoutMs}ms;

@@ -124,12 +124,13 @@ async function main() {
     if (server) throw new Error("Deno.serve was called twice: a Supabase function serves one handler");
     const { handler, options } = captureServeArgs(args);
     const guarded: Handler = async (req, info) => {
-      // nginx always sets it (the client's when sane, else its own).
-      const requestId = req.headers.get("x-request-id");
+      // nginx always sets it (the client's when sane, else its own). Read only when needed: Deno
+      // builds a request's Headers lazily, and most requests never need them here.
+      const requestId = () => req.headers.get("x-request-id");
       // verify_jwt, before the function runs; CORS preflights pass without a token (browsers send
       // none), as in the Supabase CLI's runtime.
       if (verifier && req.method !== "OPTIONS") {
-        const check = await checkJwt(req.headers.get("authorization"), verifier, requestId ?? "");
+        const check = await checkJwt(req.headers.get("authorization"), verifier, requestId() ?? "");
         if (!check.ok) return check.response;
       }
       try {
@@ -138,7 +139,7 @@ async function main() {
         return response;
       } catch (error) {
         // The stack goes to the log, never to the client.
-        console.error(`request ${requestId} failed:`, error);
+        console.error(`request ${requestId()} failed:`, error);
         if (options.onError) {
           try {
             return await options.onError(error);
@@ -146,7 +147,7 @@ async function main() {
             console.error("onError failed too:", again);
           }
         }
-        return internalError(requestId);
+        return internalError(requestId());
       }
     };
     // Whatever address the function asked for, it answers on the loopback port nginx uses.
