@@ -1,7 +1,7 @@
 // `npm test`: every test, on a throwaway cluster and free ports (never `npm start`'s data).
 //
 // Stages: database (bootstrap + `supabase migration up` + seed) · advisors · lint · pgTAP ·
-// deno check · gateway · deno test. Each stage prints its result; the run ends with one line
+// deno check + lint · gateway · deno test. Each stage prints its result; the run ends with one line
 // `N passed, N failed` (pgTAP assertions + Deno tests; a failed check stage counts as one failure)
 // and exits non-zero on any failure. The cluster and every process are cleaned up on success,
 // failure and Ctrl-C.
@@ -164,8 +164,14 @@ async function main(): Promise<void> {
   ];
   await checkStage(
     "check",
-    () => run([Deno.execPath(), "check", "--quiet", "--config", join(REPO_ROOT, "deno.json"), ...tsFiles]),
-    () => `deno check: ${tsFiles.length} files type-check`,
+    async () => {
+      const config = ["--config", join(REPO_ROOT, "deno.json")];
+      await run([Deno.execPath(), "check", "--quiet", ...config, ...tsFiles]);
+      // deno lint's recommended rules: unused code and imports, unsafe patterns.
+      await run([Deno.execPath(), "lint", "--quiet", ...config, ...tsFiles]);
+      return "";
+    },
+    () => `deno check + deno lint: ${tsFiles.length} files type-check and lint clean`,
   );
 
   // ---- gateway ----------------------------------------------------------------------------

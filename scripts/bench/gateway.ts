@@ -14,11 +14,11 @@
 // CPU per request of the gateway (main.ts + nginx) and of the function's process is read from /proc.
 // autocannon reports latencies in whole milliseconds.
 import { join } from "node:path";
-import { tmpdir } from "node:os";
 import { createThrowawayCluster, freePort, psql, REPO_ROOT, run } from "../local-supabase/cluster.ts";
 import { spawnGateway } from "../local-supabase/gateway/spawn.ts";
 import { createShutdown } from "../lib/shutdown.ts";
 import { DIRECT_READY } from "./serve-direct.ts";
+import { intOption, median, sleep } from "./stats.ts";
 
 const CONNECTIONS = 16;
 const BODY_BYTES = 2048;
@@ -44,18 +44,6 @@ interface Measure {
   cpuUs: Record<string, number>;
 }
 
-function intOption(args: string[], name: string, fallback: number, min: number): number {
-  const arg = args.find((a) => a.startsWith(`--${name}=`));
-  const value = arg ? Number(arg.slice(name.length + 3)) : fallback;
-  if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be an integer >= ${min}`);
-  return value;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** utime + stime of a process, in clock ticks (0 once it is gone). */
 async function cpuTicks(pid: number): Promise<number> {

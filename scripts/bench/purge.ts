@@ -15,6 +15,7 @@
 import postgres from "postgres";
 import { type Cluster, createThrowawayCluster, run } from "../local-supabase/cluster.ts";
 import { createShutdown } from "../lib/shutdown.ts";
+import { intOption, median, percentile, sleep } from "./stats.ts";
 
 const PURGE_BATCH_SIZE = 10_000;
 const INSERT_INTERVAL_MS = 10;
@@ -36,25 +37,6 @@ interface VariantResult {
   deleteMs: number;
   deleted: number;
   inserter: InserterStats;
-}
-
-function intOption(args: string[], name: string, fallback: number, min: number): number {
-  const arg = args.find((a) => a.startsWith(`--${name}=`));
-  const value = arg ? Number(arg.slice(name.length + 3)) : fallback;
-  if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be an integer >= ${min}`);
-  return value;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
 /**

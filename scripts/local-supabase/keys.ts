@@ -267,9 +267,16 @@ export function mintUserSessionToken(signingKey: PrivateSigningJwk, options: Use
     is_anonymous: false,
     ...options.extraClaims,
   };
-  return importSigningKey(signingKey).then((key) =>
-    new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: signingKey.kid, typ: "JWT" }).sign(key)
-  );
+  return signEs256(signingKey, claims, { kid: signingKey.kid, typ: "JWT" });
+}
+
+/** Signs `claims` with `key` (ES256) under the protected header `{alg: "ES256", ...header}`. */
+export async function signEs256(
+  key: PrivateSigningJwk,
+  claims: Record<string, unknown>,
+  header: Record<string, unknown>,
+): Promise<string> {
+  return await new SignJWT(claims).setProtectedHeader({ ...header, alg: "ES256" }).sign(await importSigningKey(key));
 }
 
 function importSigningKey(jwk: PrivateSigningJwk): Promise<CryptoKey> {

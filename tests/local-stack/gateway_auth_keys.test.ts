@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@supabase/supabase-js";
-import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT } from "jose";
-import { generateSigningKey, type PrivateSigningJwk } from "../../scripts/local-supabase/keys.ts";
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from "jose";
+import { generateSigningKey, signEs256 } from "../../scripts/local-supabase/keys.ts";
 import { type EchoReply, env, functionUrl, mintUserToken, sha256Hex } from "../_helpers.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -25,20 +25,6 @@ async function assertInvalidJwt(token: string) {
   assert.deepEqual(JSON.parse(r.text), INVALID_JWT);
 }
 
-async function signEs256(key: PrivateSigningJwk, claims: Record<string, unknown>, kid: string | undefined) {
-  const { kty, crv, x, y, d } = key;
-  const cryptoKey = await crypto.subtle.importKey(
-    "jwk",
-    { kty, crv, x, y, d },
-    {
-      name: "ECDSA",
-      namedCurve: "P-256",
-    },
-    false,
-    ["sign"],
-  );
-  return await new SignJWT(claims).setProtectedHeader(kid ? { alg: "ES256", kid } : { alg: "ES256" }).sign(cryptoKey);
-}
 
 const b64 = (o: unknown) => btoa(JSON.stringify(o)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
 const now = () => Math.floor(Date.now() / 1000);
@@ -95,8 +81,8 @@ Deno.test("verify_jwt: ES256 tokens signed by another key, with an unknown kid, 
   const kid = env.jwks.keys[0].kid!;
   const other = await generateSigningKey();
   const claims = { sub: USER_ID, role: "authenticated", aud: "authenticated", exp: now() + 600 };
-  await assertInvalidJwt(await signEs256(other, claims, kid)); // forged under the project's kid
-  await assertInvalidJwt(await signEs256(other, claims, other.kid)); // a kid the JWKS does not have
+  await assertInvalidJwt(await signEs256(other, claims, { kid })); // forged under the project's kid
+  await assertInvalidJwt(await signEs256(other, claims, { kid: other.kid })); // a kid the JWKS does not have
   await assertInvalidJwt(await mintUserToken(USER_ID, { issuedAt: now() - 7200, lifetimeSeconds: 3600 }));
 });
 

@@ -15,8 +15,8 @@ import {
   generateSigningKey,
   mintLegacyKey,
   mintUserSessionToken,
-  type PrivateSigningJwk,
   publicJwk,
+  signEs256,
 } from "../../scripts/local-supabase/keys.ts";
 
 const SUPABASE_URL = "http://127.0.0.1:54321";
@@ -52,21 +52,6 @@ function bearer(token: string): Headers {
 const userToken = (opts: Parameters<typeof mintUserSessionToken>[1] extends infer O ? Partial<O> : never = {}) =>
   mintUserSessionToken(signingKey, { supabaseUrl: SUPABASE_URL, userId: USER_ID, ...opts });
 
-/** Signs `claims` with `key` (ES256) and a header of our choosing. */
-async function signEs256(key: PrivateSigningJwk, claims: Record<string, unknown>, header: Record<string, unknown>) {
-  const { kty, crv, x, y, d } = key;
-  const cryptoKey = await crypto.subtle.importKey(
-    "jwk",
-    { kty, crv, x, y, d },
-    {
-      name: "ECDSA",
-      namedCurve: "P-256",
-    },
-    false,
-    ["sign"],
-  );
-  return await new SignJWT(claims).setProtectedHeader({ alg: "ES256", ...header }).sign(cryptoKey);
-}
 
 const now = () => Math.floor(Date.now() / 1000);
 const b64 = (o: unknown) => btoa(JSON.stringify(o)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");

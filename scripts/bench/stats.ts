@@ -1,0 +1,22 @@
+// What every benchmark needs: integer options, medians and percentiles, a sleep.
+
+/** `--name=N` from the arguments (else `fallback`); an integer of at least `min`, or a clear error. */
+export function intOption(args: string[], name: string, fallback: number, min: number): number {
+  const arg = args.find((a) => a.startsWith(`--${name}=`));
+  const value = arg ? Number(arg.slice(name.length + 3)) : fallback;
+  if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be an integer >= ${min}`);
+  return value;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** The p-quantile (0..1) of an ascending array; NaN when empty. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
