@@ -18,6 +18,9 @@ import {
 } from "./local-supabase/cluster.ts";
 import { loadOrCreateStackKeys } from "./local-supabase/keys.ts";
 import { spawnGateway } from "./local-supabase/gateway/spawn.ts";
+import { parseDotenv } from "./local-supabase/gateway/config.ts";
+import { toDotenv } from "./local-supabase/local-config.ts";
+import { startTwilioFake, twilioFakeAccount } from "./fakes/twilio.ts";
 import { createShutdown } from "./lib/shutdown.ts";
 
 const started = performance.now();
@@ -187,6 +190,13 @@ async function main(): Promise<void> {
     SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
     SUPABASE_JWT_SECRET: keys.legacyJwtSecret,
   };
+  // The fake Twilio, with the functions' own Twilio settings; its URL reaches the functions through
+  // a second env file (the fixture's stays as written).
+  const FIXTURE_ENV_FILE = "tests/fixtures/functions/.env.test";
+  const twilio = startTwilioFake(twilioFakeAccount(parseDotenv(await Deno.readTextFile(join(REPO_ROOT, FIXTURE_ENV_FILE)))));
+  shutdown.defer(() => twilio.close());
+  const fakesEnvFile = join(home, "fakes.env");
+  await Deno.writeTextFile(fakesEnvFile, toDotenv({ TWILIO_API_BASE: twilio.url }));
   const gatewayLog = join(home, "gateway.log");
   const gatewayUp = await checkStage("gateway", async () => {
     const gateway = await spawnGateway({
@@ -196,7 +206,7 @@ async function main(): Promise<void> {
         { dir: "supabase/functions", config: "supabase/config.toml" },
         { dir: "tests/fixtures/functions", config: "tests/fixtures/functions/config.toml" },
       ],
-      envFiles: ["tests/fixtures/functions/.env.test"],
+      envFiles: [FIXTURE_ENV_FILE, fakesEnvFile],
       output: { logFile: gatewayLog },
     });
     shutdown.defer(() => gateway.stop());
@@ -211,7 +221,7 @@ async function main(): Promise<void> {
     args: ["test", "-A", "--quiet", "--reporter=tap", "--config", join(REPO_ROOT, "deno.json"), ...denoTests],
     cwd: REPO_ROOT,
     // The keys file (private signing key) only for the tests' token minting, never the gateway.
-    env: { ...env, LOCAL_STACK_KEYS_FILE: keys.file, NO_COLOR: "1" },
+    env: { ...env, LOCAL_STACK_KEYS_FILE: keys.file, TWILIO_API_BASE: twilio.url, NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
   }).output();
