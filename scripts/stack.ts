@@ -7,9 +7,11 @@
 //   down    stop the gateway (however it was started) and the database
 //   status  what is running, and where
 //   reset   down, delete the local database, up again (bootstrap + migrations + seed)
-//   env     dotenv lines for a shell or a test: URLs, keys, and every provider setting
+//   env     dotenv lines for a shell or a test: URLs, keys, every provider setting, the fakes' URLs
 //   token   a signed user session token: token --user <uuid> [--role …] [--expires 1h] [--email …]
 //
+// The fake Twilio (scripts/fakes) runs beside the gateway, on a free loopback port: its URL is
+// in .stack/fakes.env, the gateway's second env file (TWILIO_API_BASE).
 // Ports: [api] port and [db] port of supabase/config.toml; STACK_API_PORT / STACK_DB_PORT override
 // them. The gateway's pid is in .stack/gateway.pid whichever command started it.
 import { join } from "node:path";
@@ -32,11 +34,20 @@ import {
   stopGatewayGroup,
 } from "./local-supabase/gateway/spawn.ts";
 import { createShutdown } from "./lib/shutdown.ts";
+import { freePort } from "./local-supabase/cluster.ts";
+import { parseDotenv } from "./local-supabase/gateway/config.ts";
+import { startTwilioFake, twilioFakeAccount } from "./fakes/twilio.ts";
+import { runningFakePid, spawnTwilioFakeDetached, stopBackgroundFake } from "./fakes/background.ts";
 
 // STACK_STATE_DIR: another stack's state (e.g. the test runner's, for `token`).
 const STATE_DIR = Deno.env.get("STACK_STATE_DIR") || join(REPO_ROOT, ".stack");
 const GATEWAY_PID_FILE = join(STATE_DIR, "gateway.pid");
 const GATEWAY_LOG_FILE = join(STATE_DIR, "gateway.log");
+// The fakes' URLs (TWILIO_API_BASE), written at each start: the gateway's second env file, so
+// supabase/functions/.env stays the user's. The background fake's pid and log (`stack up`).
+const FAKES_ENV_FILE = join(STATE_DIR, "fakes.env");
+const TWILIO_FAKE_PID_FILE = join(STATE_DIR, "twilio-fake.pid");
+const TWILIO_FAKE_LOG_FILE = join(STATE_DIR, "twilio-fake.log");
 // Set from config.toml (and the overrides) before any command runs.
 let API_PORT: number;
 let DB_PORT: number;
@@ -75,23 +86,31 @@ async function databaseUp(s: Stack): Promise<void> {
   await ensureStackDatabase(s.cluster, { portSetting: "STACK_DB_PORT" });
 }
 
-/** The stack's gateway: the project's functions with supabase/functions/.env, on the [api] port. */
+/** The stack's gateway: the project's functions with supabase/functions/.env (+ the fakes' URLs), on the [api] port. */
 function gatewayLaunch(s: Stack, output: GatewayLaunch["output"]): GatewayLaunch {
   return {
     port: API_PORT,
     env: stackEnv(s),
     functions: [{ dir: "supabase/functions", config: "supabase/config.toml" }],
-    envFiles: [FUNCTIONS_ENV_FILE],
+    envFiles: [FUNCTIONS_ENV_FILE, FAKES_ENV_FILE],
     output,
     pidFile: GATEWAY_PID_FILE,
   };
+}
+
+async function writeFakesEnv(twilioUrl: string): Promise<void> {
+  await Deno.writeTextFile(FAKES_ENV_FILE, toDotenv({ TWILIO_API_BASE: twilioUrl }));
+}
+
+async function fakesEnv(): Promise<Record<string, string>> {
+  return parseDotenv(await Deno.readTextFile(FAKES_ENV_FILE).catch(() => ""));
 }
 
 async function gatewayPortFree(): Promise<void> {
   await waitForPort(API_PORT, "functions gateway", { override: "STACK_API_PORT" });
 }
 
-function banner(s: Stack): void {
+function banner(s: Stack, twilioUrl?: string): void {
   const e = stackEnv(s);
   console.log(`
 C-Secur360 local stack is up.
@@ -104,6 +123,7 @@ C-Secur360 local stack is up.
   Legacy anon key          ${e.SUPABASE_ANON_KEY}
   Legacy service_role key  ${e.SUPABASE_SERVICE_ROLE_KEY}
   Legacy JWT secret        ${e.SUPABASE_JWT_SECRET}
+  Fake Twilio ${twilioUrl ?? "(not running)"}   (TWILIO_API_BASE, in .stack/fakes.env)
   Settings    supabase/functions/.env   (npm run stack -- env prints everything)
 `);
 }
@@ -113,17 +133,20 @@ async function start(): Promise<void> {
   if (running) throw new Error(`the stack already runs (gateway pid ${running}): \`npm run stack -- down\` first`);
   await gatewayPortFree();
   const s = await describe();
-  await loadOrCreateFunctionsEnv();
+  const settings = await loadOrCreateFunctionsEnv();
   const shutdown = createShutdown();
   shutdown.trapSignals({ onSignal: () => console.log("\nstopping…"), exitCode: 0, graceMs: 5_000 });
   shutdown.defer(() => stopCluster(s.cluster));
   let exitCode = 1;
   try {
     await databaseUp(s);
+    const twilio = startTwilioFake({ ...twilioFakeAccount(settings), log: (line) => console.log(line) });
+    shutdown.defer(() => twilio.close());
+    await writeFakesEnv(twilio.url);
     const gateway = await spawnGateway(gatewayLaunch(s, "terminal"));
     shutdown.defer(() => gateway.stop());
     await gateway.ready;
-    banner(s);
+    banner(s, twilio.url);
     exitCode = await gateway.exited;
     // 0: stopped on request (`npm run stack -- down` from another shell); otherwise it failed.
     if (!shutdown.started) console.error(`gateway exited (code ${exitCode}); stopping the database`);
@@ -140,17 +163,23 @@ async function start(): Promise<void> {
 
 async function up(): Promise<void> {
   const s = await describe();
-  await loadOrCreateFunctionsEnv();
+  const settings = await loadOrCreateFunctionsEnv();
   await databaseUp(s);
   if (!(await runningGatewayPid(GATEWAY_PID_FILE))) {
     await gatewayPortFree();
+    twilioFakeAccount(settings); // the fake's settings are complete before anything starts
+    await stopBackgroundFake(TWILIO_FAKE_PID_FILE);
+    const port = freePort();
+    await spawnTwilioFakeDetached({ port, envFile: FUNCTIONS_ENV_FILE, logFile: TWILIO_FAKE_LOG_FILE, pidFile: TWILIO_FAKE_PID_FILE });
+    await writeFakesEnv(`http://127.0.0.1:${port}`);
     const gateway = await spawnGateway(gatewayLaunch(s, { logFile: GATEWAY_LOG_FILE, detached: true }));
     await gateway.ready.catch(async (e) => {
       await gateway.stop();
+      await stopBackgroundFake(TWILIO_FAKE_PID_FILE);
       throw e;
     });
   }
-  banner(s);
+  banner(s, (await runningFakePid(TWILIO_FAKE_PID_FILE)) ? (await fakesEnv()).TWILIO_API_BASE : undefined);
 }
 
 async function down(): Promise<void> {
@@ -158,6 +187,7 @@ async function down(): Promise<void> {
   const pid = await runningGatewayPid(GATEWAY_PID_FILE);
   if (pid) await stopGatewayGroup(pid);
   await Deno.remove(GATEWAY_PID_FILE).catch(() => {});
+  await stopBackgroundFake(TWILIO_FAKE_PID_FILE);
   await stopCluster(s.cluster);
   console.log("stack stopped.");
 }
@@ -169,6 +199,9 @@ async function status(): Promise<void> {
   const db = dbPort === null ? "stopped" : dbPort === DB_PORT ? "running" : `running on port ${dbPort}`;
   console.log(`database  ${db}  ${s.cluster.url}  (data: ${s.cluster.dataDir})`);
   console.log(`gateway   ${pid ? `running (pid ${pid})` : "stopped"}  ${s.apiUrl}/functions/v1`);
+  const fakePid = await runningFakePid(TWILIO_FAKE_PID_FILE);
+  const twilioUrl = (await fakesEnv()).TWILIO_API_BASE;
+  console.log(`twilio    ${fakePid ? `running (pid ${fakePid})  ${twilioUrl}` : pid ? `in the gateway's \`npm start\`  ${twilioUrl}` : "stopped"}`);
 }
 
 async function reset(): Promise<void> {
@@ -182,7 +215,7 @@ async function env(): Promise<void> {
   const s = await describe();
   const settings = await loadOrCreateFunctionsEnv();
   Deno.stdout.writeSync(
-    new TextEncoder().encode(toDotenv({ ...stackEnv(s), LOCAL_STACK_KEYS_FILE: s.keys.file, ...settings })),
+    new TextEncoder().encode(toDotenv({ ...stackEnv(s), LOCAL_STACK_KEYS_FILE: s.keys.file, ...settings, ...(await fakesEnv()) })),
   );
 }
 
