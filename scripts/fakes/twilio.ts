@@ -184,6 +184,25 @@ function segments(body: string): number {
   return chars <= single ? 1 : Math.ceil(chars / multi);
 }
 
+/** The body as text, or null past `MAX_BODY_BYTES` (whatever Content-Length says, or without one). */
+async function boundedText(req: Request): Promise<string | null> {
+  if (!req.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of req.body) {
+    size += chunk.byteLength;
+    if (size > MAX_BODY_BYTES) return null;
+    chunks.push(chunk);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
 function basicAuthOk(req: Request, sid: string, token: string): boolean {
   const header = req.headers.get("authorization") ?? "";
   const m = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header);
@@ -356,8 +375,6 @@ export function startTwilioFake(options: TwilioFakeOptions): TwilioFake {
 
   async function handle(req: Request): Promise<{ res: Response; params: Record<string, string> }> {
     const url = new URL(req.url);
-    const length = Number(req.headers.get("content-length") ?? "0");
-    if (length > MAX_BODY_BYTES) return { res: errorResponse(21617, "Request too large"), params: {} };
     if (url.pathname === "/" && req.method === "GET") {
       return { res: Response.json({ fake: "twilio", api_version: TWILIO_API_VERSION }), params: {} };
     }
@@ -376,7 +393,9 @@ export function startTwilioFake(options: TwilioFakeOptions): TwilioFake {
       };
     }
     if (create) {
-      const params = Object.fromEntries(new URLSearchParams(await req.text()));
+      const text = await boundedText(req);
+      if (text === null) return { res: errorResponse(21617, "Request too large"), params: {} };
+      const params = Object.fromEntries(new URLSearchParams(text));
       return { res: createMessage(params), params };
     }
     const m = messages.get(fetchMatch![1]);

@@ -128,6 +128,11 @@ Deno.test("twilio fake: 21211 invalid To, 21602 no Body, 21610 opted out (by an 
     await twilioError(limited, 429, 20429);
     assert.equal((await send(fake, { To: WORKER, Body: "x", MessagingServiceSid: SERVICE_SID })).status, 201, "one create per outcome");
     assert.equal(fake.messages.size, 2);
+
+    // Bounded: a body over 64 KiB is refused before it is parsed.
+    const huge = await send(fake, { To: WORKER, Body: "x", MessagingServiceSid: SERVICE_SID, Padding: "p".repeat(70_000) });
+    assert.equal((await twilioError(huge, 400, 21617)).message, "Request too large");
+    assert.equal(fake.messages.size, 2);
   });
 });
 
