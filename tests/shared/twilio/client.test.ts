@@ -152,7 +152,9 @@ Deno.test("twilio client: an unreachable API is a TwilioNetworkError without the
   listener.close();
   const err = await client(`http://127.0.0.1:${port}`).sendMessage({ to: "+15145550101", body: "x" }).catch((e) => e);
   assert.ok(err instanceof TwilioNetworkError);
-  assert.ok(!String(err.message).includes(AUTH_TOKEN));
+  const shown = `${err.message} ${err.stack} ${String(err.cause)}`;
+  assert.ok(!shown.includes(AUTH_TOKEN), "token leaked");
+  assert.ok(!shown.includes(btoa(`${ACCOUNT_SID}:${AUTH_TOKEN}`)), "authorization leaked");
 });
 
 Deno.test("twilio client: twilioClient() reads the settings; TWILIO_API_BASE empty means api.twilio.com", async () => {
