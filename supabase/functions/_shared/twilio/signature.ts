@@ -13,7 +13,7 @@
 //
 // The URL is the public one (public-url.ts), never req.url: behind the gateway req.url is internal.
 // A handler turns { ok: false } into 403 and writes nothing.
-import { type SettingsSource } from "../env.ts";
+import type { SettingsSource } from "../env.ts";
 import { publicRequestUrl } from "../public-url.ts";
 
 /** Parameters as the SDK takes them: a repeated name holds an array. */
