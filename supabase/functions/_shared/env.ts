@@ -209,6 +209,14 @@ const SPECS = {
   },
   TWILIO_PHONE_NUMBER: { schema: e164Phone, optional: false, about: "the Twilio number (E.164)" },
   TWILIO_API_BASE: { schema: webUrl({ loopbackOnly: true }), optional: true, about: "local fake Twilio API (empty in production)" },
+  TWILIO_ADVANCED_OPT_OUT: {
+    // With Advanced Opt-Out on the Messaging Service, Twilio answers the opt-out/opt-in/help
+    // keywords itself (and sends OptOutType); sms-inbound then replies nothing, or the worker would
+    // get two answers.
+    schema: z.enum(["true", "false"], { error: "must be true or false" }).transform((v) => v === "true"),
+    optional: true,
+    about: "Twilio's Advanced Opt-Out answers the SMS keywords itself (default false: sms-inbound answers them)",
+  },
   OWNER_MOBILE: { schema: e164Phone, optional: false, about: "mobile that inbound calls and alerts go to (E.164)" },
   PUBLIC_CONTACT_NUMBER: { schema: e164Phone, optional: false, about: "number shown publicly (E.164)" },
   CRON_SECRET: {

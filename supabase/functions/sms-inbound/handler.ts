@@ -1,0 +1,46 @@
+// sms-inbound: Twilio's incoming-message webhook (verify_jwt = false; Twilio's signature instead).
+//
+// Verified form → keyword (keywords.ts; OptOutType wins) → ONE call to private.handle_inbound_sms,
+// which stores the message, flips the consent of every worker with that number (any tenant) with a
+// proof row each, and audits it, idempotently on MessageSid → a TwiML reply:
+//   HELP/AIDE/INFO: the French-first bilingual help; STOP/ARRET…/START…: a confirmation in the
+//   first matched worker's language, else the keyword's (ARRET → fr, STOP → en), else fr;
+//   nothing (<Response/>) for other messages, unknown senders' non-keywords, and whenever Twilio
+//   answers the keyword itself (OptOutType present, or TWILIO_ADVANCED_OPT_OUT=true).
+// A replay (same MessageSid) gets the same reply and changes nothing.
+import { settings } from "../_shared/env.ts";
+import { handle } from "../_shared/http.ts";
+import { asService } from "../_shared/db.ts";
+import { classifyInbound } from "../_shared/twilio/keywords.ts";
+import { keywordReply, type ReplyLanguage } from "../_shared/twilio/replies.ts";
+import { readTwilioForm, requireMessageSid, requireParams, sqlInputError, twimlResponse } from "../_shared/twilio/form-webhook.ts";
+
+interface InboundOutcome {
+  duplicate: boolean;
+  kind: "opt_out" | "opt_in" | "help" | null;
+  workers: { worker_id: string; tenant_id: string; preferred_language: ReplyLanguage; consent_changed: boolean }[];
+}
+
+export const handler = handle(async (req) => {
+  const { TWILIO_AUTH_TOKEN, PUBLIC_CONTACT_NUMBER, TWILIO_ADVANCED_OPT_OUT } = settings(
+    "TWILIO_AUTH_TOKEN",
+    "PUBLIC_CONTACT_NUMBER",
+    "TWILIO_ADVANCED_OPT_OUT",
+  );
+  const params = await readTwilioForm(req, TWILIO_AUTH_TOKEN);
+  const { MessageSid, From, To, Body } = requireParams(params, "MessageSid", "From", "To", "Body");
+  requireMessageSid(MessageSid);
+  const optOutType = params.get("OptOutType") ?? null;
+  const match = classifyInbound(Body, optOutType);
+
+  const [{ outcome }] = await asService((sql) =>
+    sql<{ outcome: InboundOutcome }[]>`select private.handle_inbound_sms(${
+      sql.json({ message_sid: MessageSid, from: From, to: To, body: Body, keyword_kind: match.kind, keyword: match.keyword })
+    }) as outcome`
+  ).catch(sqlInputError);
+
+  // Twilio answered it (Advanced Opt-Out): a second answer from us would confuse the worker.
+  if (!match.kind || optOutType || TWILIO_ADVANCED_OPT_OUT) return twimlResponse();
+  const language = outcome.workers[0]?.preferred_language ?? match.language ?? "fr";
+  return twimlResponse(keywordReply(match.kind, { language, contactNumber: PUBLIC_CONTACT_NUMBER }));
+});
