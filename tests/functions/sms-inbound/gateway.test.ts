@@ -49,8 +49,8 @@ async function withWorld(fn: (w: World) => Promise<void>) {
       );
     } finally {
       // Messages of unknown senders have no tenant: removed by number.
-      await sql`delete from public.sms_alerts where from_number like '+151455501__' and tenant_id is null and direction = 'inbound'
-                and from_number between '+15145550170' and '+15145550189'`;
+      await sql`delete from public.sms_alerts where direction = 'inbound' and tenant_id is null
+                and from_number between '+15145550170' and '+15145550179'`;
       await sql`delete from public.tenants where id in (${a}, ${b})`;
     }
   });
