@@ -381,8 +381,9 @@ export function startTwilioFake(options: TwilioFakeOptions): TwilioFake {
     const create = url.pathname === `${base}/Messages.json` ||
       /^\/2010-04-01\/Accounts\/[^/]+\/Messages\.json$/.test(url.pathname);
     const fetchMatch = /^\/2010-04-01\/Accounts\/[^/]+\/Messages\/([A-Za-z0-9]+)\.json$/.exec(url.pathname);
+    const list = create && req.method === "GET";
     if (create && req.method === "POST") calls.create++;
-    else if (fetchMatch && req.method === "GET") calls.fetch++;
+    else if ((fetchMatch || list) && req.method === "GET") calls.fetch++;
     else return { res: errorResponse(20404, `The requested resource ${url.pathname} was not found`), params: {} };
     // The SID in the path is the account's own: another account's path is as good as bad credentials.
     if (!basicAuthOk(req, accountSid, authToken) || !url.pathname.startsWith(`${base}/`)) {
@@ -391,6 +392,12 @@ export function startTwilioFake(options: TwilioFakeOptions): TwilioFake {
         res: errorResponse(20003, undefined, { "www-authenticate": 'Basic realm="Twilio API"' }),
         params: {},
       };
+    }
+    if (list) {
+      // Message list (docs "Read multiple Message resources"), filtered by To; newest first.
+      const to = url.searchParams.get("To");
+      const found = [...messages.values()].filter((m) => to === null || m.to === to).reverse();
+      return { res: Response.json({ messages: found, page: 0, page_size: found.length, uri: `${url.pathname}${url.search}` }), params: {} };
     }
     if (create) {
       const text = await boundedText(req);

@@ -11,7 +11,8 @@ import { type Sql, withDb } from "../../_helpers.ts";
 const ACCOUNT_SID = `AC${"5e".repeat(16)}`;
 const AUTH_TOKEN = "d".repeat(32);
 const SERVICE_SID = `MG${"5e".repeat(16)}`;
-const TWILIO_NUMBER = "+15145550198";
+// The seed's Twilio number (tests/database/settings_consistency.test.ts holds every outbound row to it).
+const TWILIO_NUMBER = "+15145550199";
 const PUBLIC_BASE = "https://functions.example.test/functions/v1";
 
 const source = new SettingsSource((name) =>
