@@ -80,7 +80,9 @@ export const handler = handle(async (req, { requestId }) => {
   if (!to || !E164.test(to)) throw badRequest("To is missing or not an E.164 number");
   const callStatus = (one("CallStatus") ?? "ringing").toLowerCase();
   if (!CALL_STATUSES.has(callStatus)) throw badRequest("CallStatus is not a Twilio call status");
-  const dialStatus = one("DialCallStatus")?.toLowerCase();
+  // Twilio documents `answered` too (the called party picked up): stored as completed.
+  const givenDialStatus = one("DialCallStatus")?.toLowerCase();
+  const dialStatus = givenDialStatus === "answered" ? "completed" : givenDialStatus;
   const dialDuration = one("DialCallDuration");
   if (dialStatus !== undefined && !DIAL_STATUSES.has(dialStatus)) throw badRequest("DialCallStatus is not a dial result");
   if (dialDuration !== undefined && !/^[0-9]{1,9}$/.test(dialDuration)) throw badRequest("DialCallDuration is not a number");
