@@ -48,6 +48,12 @@ export interface SendOptions {
   maxWaitMs?: number;
   /** Waiting (tests pass a recorder). */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Runs the reservation (send-sms passes `(fn) => asUser(claims, fn)` so the caller's own reach
+   * decides who may be texted); the provider call and the record always use `sql` (service).
+   * Default: the reservation runs on `sql` too.
+   */
+  reserveAs?: <T>(fn: (sql: Sql) => Promise<T>) => Promise<T>;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -72,8 +78,12 @@ export async function sendSms(request: SendRequest, opts: SendOptions): Promise<
   const maxWaitMs = opts.maxWaitMs ?? 5000;
   const sleep = opts.sleep ?? defaultSleep;
 
-  const [{ reserved }] = await opts.sql<[{ reserved: { duplicate: boolean; messages: ReservedRow[]; skipped: SendResult["skipped"] } }]>`
-    select private.reserve_outbound_sms(${opts.sql.json({ ...request, from: TWILIO_PHONE_NUMBER })}::jsonb) as reserved`;
+  type Reserved = { duplicate: boolean; messages: ReservedRow[]; skipped: SendResult["skipped"] };
+  const reserveAs = opts.reserveAs ?? (<T>(fn: (sql: Sql) => Promise<T>) => fn(opts.sql));
+  const [{ reserved }] = await reserveAs((sql) =>
+    sql<[{ reserved: Reserved }]>`
+      select private.reserve_outbound_sms(${sql.json({ ...request, from: TWILIO_PHONE_NUMBER })}::jsonb) as reserved`
+  );
 
   if (reserved.duplicate) {
     // The first request sent (or is sending) these: never a second SMS.
