@@ -36,6 +36,9 @@ const REQUEST_LIMIT = 16 * 1024;
 const smsBody = z.string().superRefine((text, ctx) => {
   if (text.trim() === "") {
     ctx.addIssue({ code: "custom", message: "must not be empty" });
+  } else if (text.includes("\u0000")) {
+    // PostgreSQL text cannot hold NUL: refused here rather than failing in the database.
+    ctx.addIssue({ code: "custom", message: "must not contain NUL characters" });
   } else if (Array.from(text).length > MAX_BODY_CHARS) {
     ctx.addIssue({ code: "custom", message: `must be at most ${MAX_BODY_CHARS} characters` });
   } else {

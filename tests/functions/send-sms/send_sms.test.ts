@@ -171,6 +171,8 @@ Deno.test("send-sms: malformed input → 400 naming the problem, 415, 405; never
       [{ to: "not a number", body: "x" }, /^to /],
       [{ worker_id: worker, body: "" }, /^body must not be empty/],
       [{ worker_id: worker, body: "   " }, /^body must not be empty/],
+      [{ worker_id: worker, body: "a\u0000b" }, /^body must not contain NUL/],
+      [{ site_id: worker, body_fr: "a", body_en: "b\u0000" }, /^body_en must not contain NUL/],
       [{ worker_id: worker, body: "a".repeat(1601) }, /1600 characters/],
       [{ worker_id: worker, body: "€".repeat(800) }, /segments/],
       [{ worker_id: worker, body: "ç".repeat(671) }, /11 SMS segments \(UCS-2\); at most 10/],
