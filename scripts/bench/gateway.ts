@@ -18,7 +18,7 @@ import { createThrowawayCluster, freePort, psql, REPO_ROOT, run } from "../local
 import { spawnGateway } from "../local-supabase/gateway/spawn.ts";
 import { createShutdown } from "../lib/shutdown.ts";
 import { DIRECT_READY } from "./serve-direct.ts";
-import { intOption, median, sleep } from "./stats.ts";
+import { intOption, median, sleep, withDeadline } from "./stats.ts";
 
 const CONNECTIONS = 16;
 const BODY_BYTES = 2048;
@@ -183,7 +183,6 @@ export async function main(args: string[]): Promise<void> {
   // Once only, whoever asks first (normal end, error, deadline or Ctrl-C).
   const shutdown = createShutdown();
   shutdown.trapSignals({ onSignal: () => console.error("interrupted: removing the benchmark cluster and processes") });
-  let deadline: ReturnType<typeof setTimeout> | undefined;
 
   try {
     const work = async () => {
@@ -332,18 +331,8 @@ export async function main(args: string[]): Promise<void> {
       ratioLine("insert via gateway / pgbench -N", "insert via gateway", "pgbench -N", TARGET_VS_PGBENCH);
       ratioLine("insert direct / pgbench -N", "insert direct", "pgbench -N");
     };
-    // On the deadline, cleanup stops the processes under the running work: its failure then is
-    // expected, and must not surface as an unhandled rejection that kills us before cleanup.
-    const running = work();
-    running.catch(() => {});
-    await Promise.race([
-      running,
-      new Promise<never>((_, reject) => {
-        deadline = setTimeout(() => reject(new Error(`benchmark exceeded ${RUN_DEADLINE_MS / 60_000} min`)), RUN_DEADLINE_MS);
-      }),
-    ]);
+    await withDeadline(work(), RUN_DEADLINE_MS);
   } finally {
-    clearTimeout(deadline);
     shutdown.releaseSignals();
     await shutdown.run();
   }

@@ -15,7 +15,7 @@
 import postgres from "postgres";
 import { type Cluster, createThrowawayCluster, run } from "../local-supabase/cluster.ts";
 import { createShutdown } from "../lib/shutdown.ts";
-import { intOption, median, percentile, sleep } from "./stats.ts";
+import { intOption, median, percentile, sleep, withDeadline } from "./stats.ts";
 
 const PURGE_BATCH_SIZE = 10_000;
 const INSERT_INTERVAL_MS = 10;
@@ -152,7 +152,6 @@ export async function main(args: string[]): Promise<void> {
   // Once only, whoever asks first (normal end, error, deadline or Ctrl-C).
   const shutdown = createShutdown();
   shutdown.trapSignals({ onSignal: () => console.error("interrupted: removing the benchmark cluster") });
-  let deadline: ReturnType<typeof setTimeout> | undefined;
 
   try {
     const work = async () => {
@@ -212,18 +211,8 @@ export async function main(args: string[]): Promise<void> {
       console.log(`inserter longest wait: plain DELETE ${maxWait(plain).toFixed(1)} ms, purge ${maxWait(purge).toFixed(1)} ms ` +
         `(target <= ${TARGET_MAX_WAIT_MS} ms) ${verdict(maxWait(purge) <= TARGET_MAX_WAIT_MS)}`);
     };
-    // On the deadline, cleanup stops the server under the running work: its failure then is
-    // expected, and must not surface as an unhandled rejection that kills us before cleanup.
-    const running = work();
-    running.catch(() => {});
-    await Promise.race([
-      running,
-      new Promise<never>((_, reject) => {
-        deadline = setTimeout(() => reject(new Error(`benchmark exceeded ${RUN_DEADLINE_MS / 60_000} min`)), RUN_DEADLINE_MS);
-      }),
-    ]);
+    await withDeadline(work(), RUN_DEADLINE_MS);
   } finally {
-    clearTimeout(deadline);
     shutdown.releaseSignals();
     await shutdown.run();
   }

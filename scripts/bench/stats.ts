@@ -20,3 +20,23 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Awaits `running`, or fails once `ms` have passed. On the deadline the caller's cleanup stops the
+ * processes under the running work: its failure then is expected, and must not surface as an
+ * unhandled rejection that kills the run before cleanup.
+ */
+export async function withDeadline<T>(running: Promise<T>, ms: number): Promise<T> {
+  running.catch(() => {});
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      running,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`benchmark exceeded ${ms / 60_000} min`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
