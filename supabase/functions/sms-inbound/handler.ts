@@ -6,12 +6,16 @@
 //   HELP/AIDE/INFO: the French-first bilingual help; STOP/ARRET…/START…: a confirmation in the
 //   first matched worker's language, else the keyword's (ARRET → fr, STOP → en), else fr;
 //   nothing (<Response/>) for other messages, unknown senders' non-keywords, and whenever Twilio
-//   answers the keyword itself (OptOutType present, or TWILIO_ADVANCED_OPT_OUT=true).
+//   answers the keyword itself: OptOutType present; TWILIO_ADVANCED_OPT_OUT=true (Advanced
+//   Opt-Out is configured with every keyword, ARRET and AIDE included, and its replies); or,
+//   with Twilio's default handling (false), one of Twilio's English keywords, which it answers
+//   with its own fixed text. So by default we answer ARRET and AIDE, the French keywords
+//   Canadian practice requires and Twilio does not know.
 // A replay (same MessageSid) gets the same reply and changes nothing.
 import { settings } from "../_shared/env.ts";
 import { handle } from "../_shared/http.ts";
 import { asService } from "../_shared/db.ts";
-import { classifyInbound } from "../_shared/twilio/keywords.ts";
+import { classifyInbound, TWILIO_DEFAULT_KEYWORDS } from "../_shared/twilio/keywords.ts";
 import { keywordReply, type ReplyLanguage } from "../_shared/twilio/replies.ts";
 import { readTwilioForm, requireMessageSid, requireParams, sqlInputError, twimlResponse } from "../_shared/twilio/form-webhook.ts";
 
@@ -39,8 +43,9 @@ export const handler = handle(async (req) => {
     }) as outcome`
   ).catch(sqlInputError);
 
-  // Twilio answered it (Advanced Opt-Out): a second answer from us would confuse the worker.
-  if (!match.kind || optOutType || TWILIO_ADVANCED_OPT_OUT) return twimlResponse();
+  // Twilio answered it: a second answer from us would confuse the worker (and cost a message).
+  const twilioAnswered = optOutType !== null || TWILIO_ADVANCED_OPT_OUT || TWILIO_DEFAULT_KEYWORDS.has(match.keyword ?? "");
+  if (!match.kind || twilioAnswered) return twimlResponse();
   const language = outcome.workers[0]?.preferred_language ?? match.language ?? "fr";
   return twimlResponse(keywordReply(match.kind, { language, contactNumber: PUBLIC_CONTACT_NUMBER }));
 });

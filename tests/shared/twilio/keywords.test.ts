@@ -7,6 +7,7 @@ import {
   normalizeBody,
   OPT_IN_KEYWORDS,
   OPT_OUT_KEYWORDS,
+  TWILIO_DEFAULT_KEYWORDS,
 } from "../../../supabase/functions/_shared/twilio/keywords.ts";
 
 Deno.test("keywords: the lists are Twilio's defaults plus ARRET and AIDE", () => {
@@ -80,4 +81,15 @@ Deno.test("keywords: Twilio's OptOutType wins over the body", () => {
   // An unknown or empty OptOutType is ignored.
   assert.deepEqual(classifyInbound("STOP", "SOMETHING"), { kind: "opt_out", keyword: "STOP", language: "en" });
   assert.deepEqual(classifyInbound("bonjour", ""), { kind: null, keyword: null, language: null });
+});
+
+Deno.test("keywords: the ones Twilio's default handling answers itself are exactly its documented English list", () => {
+  // docs "Advanced Opt-Out" / help center "default opt-out keywords"; see ../shared/reference/providers.md.
+  assert.deepEqual(
+    [...TWILIO_DEFAULT_KEYWORDS].sort(),
+    ["CANCEL", "END", "HELP", "INFO", "OPTOUT", "QUIT", "REVOKE", "START", "STOP", "STOPALL", "UNSTOP", "UNSUBSCRIBE", "YES"],
+  );
+  // Nobody but us answers the French ones.
+  assert.equal(TWILIO_DEFAULT_KEYWORDS.has("ARRET"), false);
+  assert.equal(TWILIO_DEFAULT_KEYWORDS.has("AIDE"), false);
 });

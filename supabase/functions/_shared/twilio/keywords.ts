@@ -38,6 +38,17 @@ export const OPT_OUT_KEYWORDS = Object.keys(KEYWORDS).filter((k) => KEYWORDS[k].
 export const OPT_IN_KEYWORDS = Object.keys(KEYWORDS).filter((k) => KEYWORDS[k].kind === "opt_in");
 export const HELP_KEYWORDS = Object.keys(KEYWORDS).filter((k) => KEYWORDS[k].kind === "help");
 
+/**
+ * The keywords Twilio's default opt-out handling answers by itself on long codes (the English
+ * ones: its fixed STOP/START/HELP replies), while still calling our webhook. A TwiML reply of ours
+ * to one of them would be a second answer (docs "Advanced Opt-Out": "By default, Twilio handles
+ * standard English-language reply messages … for long code numbers"). ARRET and AIDE are not
+ * among them: nobody but us answers those unless Advanced Opt-Out is configured for them.
+ */
+export const TWILIO_DEFAULT_KEYWORDS: ReadonlySet<string> = new Set(
+  Object.keys(KEYWORDS).filter((k) => k !== "ARRET" && k !== "AIDE"),
+);
+
 const OPT_OUT_TYPES: Record<string, KeywordKind> = { STOP: "opt_out", START: "opt_in", HELP: "help" };
 
 // Leading/trailing punctuation, symbols (emoji included), separators, whitespace and controls.
