@@ -31,7 +31,7 @@ from (values
 ) as u (id, email, full_name);
 
 -- ---------------------------------------------------------------------------------------------
--- Tenants, members, sites, workers
+-- Tenants and members
 -- ---------------------------------------------------------------------------------------------
 insert into public.tenants (id, name) values
   ('11111111-1111-4111-8111-111111111111', 'Construction Boréal inc.'),
@@ -43,6 +43,41 @@ insert into public.tenant_members (tenant_id, user_id, role) values
   ('22222222-2222-4222-8222-222222222222', 'b2000000-0000-4000-8000-000000000001', 'admin'),
   ('22222222-2222-4222-8222-222222222222', 'b2000000-0000-4000-8000-000000000002', 'member');
 
+-- ---------------------------------------------------------------------------------------------
+-- Customers and subscriptions (Stripe test mode ids), before the sites: the database refuses a
+-- site beyond the tenant's entitlement (1 included + the "site additionnel" quantity of an active
+-- subscription; private.site_entitlement), so Boréal's second site needs its add-on first.
+-- ---------------------------------------------------------------------------------------------
+insert into public.customers (id, tenant_id, stripe_customer_id, email) values
+  ('c1000000-0000-4000-8000-000000000001', '11111111-1111-4111-8111-111111111111', 'cus_SeedBoreal01',
+   'comptabilite@boreal.example.com'),
+  ('c2000000-0000-4000-8000-000000000001', '22222222-2222-4222-8222-222222222222', 'cus_SeedLaurentides01',
+   'factures@laurentides.example.com');
+
+insert into public.subscriptions (
+  id, tenant_id, customer_id, stripe_subscription_id, status, plan_interval,
+  current_period_start, current_period_end, cancel_at_period_end, stripe_updated_at
+) values
+  ('d1000000-0000-4000-8000-000000000001', '11111111-1111-4111-8111-111111111111', 'c1000000-0000-4000-8000-000000000001',
+   'sub_SeedBoreal01', 'active', 'month',
+   date_trunc('day', now()) - interval '10 days', date_trunc('day', now()) - interval '10 days' + interval '1 month',
+   false, now() - interval '10 days'),
+  ('d2000000-0000-4000-8000-000000000001', '22222222-2222-4222-8222-222222222222', 'c2000000-0000-4000-8000-000000000001',
+   'sub_SeedLaurentides01', 'active', 'year',
+   date_trunc('day', now()) - interval '2 days', date_trunc('day', now()) - interval '2 days' + interval '1 year',
+   false, now() - interval '2 days');
+
+insert into public.subscription_items (
+  tenant_id, subscription_id, stripe_subscription_item_id, stripe_price_id, quantity, kind
+) values
+  ('11111111-1111-4111-8111-111111111111', 'd1000000-0000-4000-8000-000000000001', 'si_SeedBorealPlan', 'price_SeedMonthly', 1, 'plan'),
+  -- Second site of Boréal: the "site additionnel" add-on (50 $/mois).
+  ('11111111-1111-4111-8111-111111111111', 'd1000000-0000-4000-8000-000000000001', 'si_SeedBorealAddon', 'price_SeedAddonSiteMonthly', 1, 'addon_site'),
+  ('22222222-2222-4222-8222-222222222222', 'd2000000-0000-4000-8000-000000000001', 'si_SeedLaurentidesPlan', 'price_SeedAnnual', 1, 'plan');
+
+-- ---------------------------------------------------------------------------------------------
+-- Sites and workers
+-- ---------------------------------------------------------------------------------------------
 insert into public.sites (id, tenant_id, name, address) values
   ('5a000000-0000-4000-8000-000000000001', '11111111-1111-4111-8111-111111111111',
    'Chantier Rosemont', '100, rue Fictive, Montréal (Québec) H1X 0A1'),
@@ -116,35 +151,8 @@ insert into public.voice_calls (
    '+15145550100', 'completed', 95, now() - interval '3 hours', now() - interval '3 hours' + interval '95 seconds');
 
 -- ---------------------------------------------------------------------------------------------
--- Billing (Stripe test mode ids)
+-- Billing: invoices and Stripe events (customers and subscriptions are above, before the sites)
 -- ---------------------------------------------------------------------------------------------
-insert into public.customers (id, tenant_id, stripe_customer_id, email) values
-  ('c1000000-0000-4000-8000-000000000001', '11111111-1111-4111-8111-111111111111', 'cus_SeedBoreal01',
-   'comptabilite@boreal.example.com'),
-  ('c2000000-0000-4000-8000-000000000001', '22222222-2222-4222-8222-222222222222', 'cus_SeedLaurentides01',
-   'factures@laurentides.example.com');
-
-insert into public.subscriptions (
-  id, tenant_id, customer_id, stripe_subscription_id, status, plan_interval,
-  current_period_start, current_period_end, cancel_at_period_end, stripe_updated_at
-) values
-  ('d1000000-0000-4000-8000-000000000001', '11111111-1111-4111-8111-111111111111', 'c1000000-0000-4000-8000-000000000001',
-   'sub_SeedBoreal01', 'active', 'month',
-   date_trunc('day', now()) - interval '10 days', date_trunc('day', now()) - interval '10 days' + interval '1 month',
-   false, now() - interval '10 days'),
-  ('d2000000-0000-4000-8000-000000000001', '22222222-2222-4222-8222-222222222222', 'c2000000-0000-4000-8000-000000000001',
-   'sub_SeedLaurentides01', 'active', 'year',
-   date_trunc('day', now()) - interval '2 days', date_trunc('day', now()) - interval '2 days' + interval '1 year',
-   false, now() - interval '2 days');
-
-insert into public.subscription_items (
-  tenant_id, subscription_id, stripe_subscription_item_id, stripe_price_id, quantity, kind
-) values
-  ('11111111-1111-4111-8111-111111111111', 'd1000000-0000-4000-8000-000000000001', 'si_SeedBorealPlan', 'price_SeedMonthly', 1, 'plan'),
-  -- Second site of Boréal: the "site additionnel" add-on (50 $/mois).
-  ('11111111-1111-4111-8111-111111111111', 'd1000000-0000-4000-8000-000000000001', 'si_SeedBorealAddon', 'price_SeedAddonSiteMonthly', 1, 'addon_site'),
-  ('22222222-2222-4222-8222-222222222222', 'd2000000-0000-4000-8000-000000000001', 'si_SeedLaurentidesPlan', 'price_SeedAnnual', 1, 'plan');
-
 -- Amounts in cents, Quebec sales tax (GST 5 % + QST 9.975 %) computed by Stripe Tax.
 insert into public.invoices (
   tenant_id, customer_id, subscription_id, stripe_invoice_id, status, currency,

@@ -27,6 +27,16 @@ select tests.create_user('outsider@rls.example.com', id => 'fc000000-0000-4000-8
 
 select tests.create_site('fa000000-0000-4000-8000-000000000000', 'Site A', id => 'fa000000-0000-4000-8000-00000000051a');
 select tests.create_site('fb000000-0000-4000-8000-000000000000', 'Site B', id => 'fb000000-0000-4000-8000-00000000051b');
+-- Tenant A pays for a second site (its admin creates "Site A2" below): an active plan with one
+-- "site additionnel" add-on, as the Stripe sync writes it. B has the included site only.
+insert into public.customers (id, tenant_id, stripe_customer_id) values
+  ('fa000000-0000-4000-8000-00000000c05a', 'fa000000-0000-4000-8000-000000000000', 'cus_RlsCoreA');
+insert into public.subscriptions (id, tenant_id, customer_id, stripe_subscription_id, status, plan_interval, stripe_updated_at) values
+  ('fa000000-0000-4000-8000-0000000005ba', 'fa000000-0000-4000-8000-000000000000', 'fa000000-0000-4000-8000-00000000c05a',
+   'sub_RlsCoreA', 'active', 'month', now());
+insert into public.subscription_items (tenant_id, subscription_id, stripe_subscription_item_id, stripe_price_id, quantity, kind) values
+  ('fa000000-0000-4000-8000-000000000000', 'fa000000-0000-4000-8000-0000000005ba', 'si_RlsCoreAPlan', 'price_RlsMonthly', 1, 'plan'),
+  ('fa000000-0000-4000-8000-000000000000', 'fa000000-0000-4000-8000-0000000005ba', 'si_RlsCoreAAddon', 'price_RlsAddonSiteMonthly', 1, 'addon_site');
 
 select tests.create_worker('fa000000-0000-4000-8000-000000000000', 'Worker A', '+15145550111',
   site_id => 'fa000000-0000-4000-8000-00000000051a', id => 'fa000000-0000-4000-8000-00000000091a');

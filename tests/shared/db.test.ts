@@ -108,21 +108,34 @@ Deno.test("db: a throw or a SQL error inside asUser rolls back, and the connecti
 
 Deno.test("db: a query returned unawaited commits with it; an awaited one commits after", async () => {
   await withOneConnection(async (sql) => {
-    const name = `Site from the db test ${crypto.randomUUID()}`;
-    const inserted = await asUser(
-      user(JULIE_OWNER_BOREAL),
-      (tx) => tx`insert into public.sites (tenant_id, name) values (${BOREAL}, ${name}) returning id::text`,
-      sql,
-    );
-    assert.equal(inserted.length, 1);
-    const [persisted] = await sql`select tenant_id::text, name from public.sites where id = ${inserted[0].id}`;
-    assert.deepEqual({ ...persisted }, { tenant_id: BOREAL, name }, "committed");
-    const deleted = await asUser(user(JULIE_OWNER_BOREAL), async (tx) => {
-      const rows = await tx`delete from public.sites where id = ${inserted[0].id} returning id`;
-      return rows.length;
-    }, sql);
-    assert.equal(deleted, 1);
-    assert.equal((await sql`select 1 from public.sites where id = ${inserted[0].id}`).length, 0, "committed");
+    // A tenant of its own with room for its one included site (the seed's tenants are at their
+    // site limit: the database refuses a site beyond the entitlement), and its owner.
+    const owner = crypto.randomUUID();
+    await sql`insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+              values (${owner}, 'authenticated', 'authenticated', ${`db-test-${owner}@example.test`}, now(),
+                      '{"provider": "email", "providers": ["email"]}', '{}', now(), now())`;
+    const [{ id: tenant }] = await sql`insert into public.tenants (name) values (${"db test " + owner}) returning id::text`;
+    await sql`insert into public.tenant_members (tenant_id, user_id, role) values (${tenant}, ${owner}, 'owner')`;
+    try {
+      const name = `Site from the db test ${crypto.randomUUID()}`;
+      const inserted = await asUser(
+        user(owner),
+        (tx) => tx`insert into public.sites (tenant_id, name) values (${tenant}, ${name}) returning id::text`,
+        sql,
+      );
+      assert.equal(inserted.length, 1);
+      const [persisted] = await sql`select tenant_id::text, name from public.sites where id = ${inserted[0].id}`;
+      assert.deepEqual({ ...persisted }, { tenant_id: tenant, name }, "committed");
+      const deleted = await asUser(user(owner), async (tx) => {
+        const rows = await tx`delete from public.sites where id = ${inserted[0].id} returning id`;
+        return rows.length;
+      }, sql);
+      assert.equal(deleted, 1);
+      assert.equal((await sql`select 1 from public.sites where id = ${inserted[0].id}`).length, 0, "committed");
+    } finally {
+      await sql`delete from public.tenants where id = ${tenant}`;
+      await sql`delete from auth.users where id = ${owner}`;
+    }
   });
 });
 

@@ -72,6 +72,13 @@ export type Database = {
             foreignKeyName: "customers_tenant_id_fkey";
             columns: ["tenant_id"];
             isOneToOne: true;
+            referencedRelation: "billing_entitlements";
+            referencedColumns: ["tenant_id"];
+          },
+          {
+            foreignKeyName: "customers_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: true;
             referencedRelation: "tenants";
             referencedColumns: ["id"];
           },
@@ -193,6 +200,13 @@ export type Database = {
             foreignKeyName: "sites_tenant_id_fkey";
             columns: ["tenant_id"];
             isOneToOne: false;
+            referencedRelation: "billing_entitlements";
+            referencedColumns: ["tenant_id"];
+          },
+          {
+            foreignKeyName: "sites_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
             referencedRelation: "tenants";
             referencedColumns: ["id"];
           },
@@ -256,6 +270,13 @@ export type Database = {
             foreignKeyName: "sms_alerts_tenant_id_fkey";
             columns: ["tenant_id"];
             isOneToOne: false;
+            referencedRelation: "billing_entitlements";
+            referencedColumns: ["tenant_id"];
+          },
+          {
+            foreignKeyName: "sms_alerts_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
             referencedRelation: "tenants";
             referencedColumns: ["id"];
           },
@@ -310,6 +331,13 @@ export type Database = {
           "worker_id"?: string | null;
         };
         Relationships: [
+          {
+            foreignKeyName: "sms_consent_events_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
+            referencedRelation: "billing_entitlements";
+            referencedColumns: ["tenant_id"];
+          },
           {
             foreignKeyName: "sms_consent_events_tenant_id_fkey";
             columns: ["tenant_id"];
@@ -380,6 +408,7 @@ export type Database = {
           "current_period_start": string | null;
           "customer_id": string;
           "id": string;
+          "past_due_since": string | null;
           "plan_interval": string;
           "status": string;
           "stripe_subscription_id": string;
@@ -396,6 +425,7 @@ export type Database = {
           "current_period_start"?: string | null;
           "customer_id": string;
           "id"?: string;
+          "past_due_since"?: string | null;
           "plan_interval": string;
           "status": string;
           "stripe_subscription_id": string;
@@ -411,6 +441,7 @@ export type Database = {
           "current_period_start"?: string | null;
           "customer_id"?: string;
           "id"?: string;
+          "past_due_since"?: string | null;
           "plan_interval"?: string;
           "status"?: string;
           "stripe_subscription_id"?: string;
@@ -486,6 +517,13 @@ export type Database = {
           "user_id"?: string;
         };
         Relationships: [
+          {
+            foreignKeyName: "tenant_members_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
+            referencedRelation: "billing_entitlements";
+            referencedColumns: ["tenant_id"];
+          },
           {
             foreignKeyName: "tenant_members_tenant_id_fkey";
             columns: ["tenant_id"];
@@ -566,6 +604,13 @@ export type Database = {
             foreignKeyName: "voice_calls_tenant_id_fkey";
             columns: ["tenant_id"];
             isOneToOne: false;
+            referencedRelation: "billing_entitlements";
+            referencedColumns: ["tenant_id"];
+          },
+          {
+            foreignKeyName: "voice_calls_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
             referencedRelation: "tenants";
             referencedColumns: ["id"];
           },
@@ -621,6 +666,13 @@ export type Database = {
             foreignKeyName: "workers_tenant_id_fkey";
             columns: ["tenant_id"];
             isOneToOne: false;
+            referencedRelation: "billing_entitlements";
+            referencedColumns: ["tenant_id"];
+          },
+          {
+            foreignKeyName: "workers_tenant_id_fkey";
+            columns: ["tenant_id"];
+            isOneToOne: false;
             referencedRelation: "tenants";
             referencedColumns: ["id"];
           },
@@ -628,7 +680,23 @@ export type Database = {
       };
     };
     Views: {
-      [_ in never]: never;
+      "billing_entitlements": {
+        Row: {
+          "additional_sites": number | null;
+          "allowed_sites": number | null;
+          "available_sites": number | null;
+          "entitled": boolean | null;
+          "grace_until": string | null;
+          "included_sites": number | null;
+          "plan_interval": string | null;
+          "subscription_id": string | null;
+          "subscription_status": string | null;
+          "tenant_id": string;
+          "used_sites": number | null;
+        };
+        ComputedFields: never;
+        Relationships: [];
+      };
     };
     Functions: {
       [_ in never]: never;
