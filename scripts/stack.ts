@@ -10,8 +10,9 @@
 //   env     dotenv lines for a shell or a test: URLs, keys, every provider setting, the fakes' URLs
 //   token   a signed user session token: token --user <uuid> [--role …] [--expires 1h] [--email …]
 //
-// The fake Twilio (scripts/fakes) runs beside the gateway, on a free loopback port: its URL is
-// in .stack/fakes.env, the gateway's second env file (TWILIO_API_BASE).
+// The fake Twilio and the fake Stripe (scripts/fakes) run beside the gateway, on free loopback
+// ports: their URLs are in .stack/fakes.env, the gateway's second env file (TWILIO_API_BASE,
+// STRIPE_API_BASE); the fake Stripe POSTs its events to the stack's stripe-webhook function.
 // Ports: [api] port and [db] port of supabase/config.toml; STACK_API_PORT / STACK_DB_PORT override
 // them. The gateway's pid is in .stack/gateway.pid whichever command started it.
 import { join } from "node:path";
@@ -37,17 +38,20 @@ import { createShutdown } from "./lib/shutdown.ts";
 import { freePort } from "./local-supabase/cluster.ts";
 import { parseDotenv } from "./local-supabase/gateway/config.ts";
 import { startTwilioFake, twilioFakeAccount } from "./fakes/twilio.ts";
-import { runningFakePid, spawnTwilioFakeDetached, stopBackgroundFake } from "./fakes/background.ts";
+import { startStripeFake, stripeFakeAccount } from "./fakes/stripe.ts";
+import { runningFakePid, spawnStripeFakeDetached, spawnTwilioFakeDetached, stopBackgroundFake } from "./fakes/background.ts";
 
 // STACK_STATE_DIR: another stack's state (e.g. the test runner's, for `token`).
 const STATE_DIR = Deno.env.get("STACK_STATE_DIR") || join(REPO_ROOT, ".stack");
 const GATEWAY_PID_FILE = join(STATE_DIR, "gateway.pid");
 const GATEWAY_LOG_FILE = join(STATE_DIR, "gateway.log");
-// The fakes' URLs (TWILIO_API_BASE), written at each start: the gateway's second env file, so
-// supabase/functions/.env stays the user's. The background fake's pid and log (`stack up`).
+// The fakes' URLs (TWILIO_API_BASE, STRIPE_API_BASE), written at each start: the gateway's second
+// env file, so supabase/functions/.env stays the user's. The background fakes' pids and logs (`stack up`).
 const FAKES_ENV_FILE = join(STATE_DIR, "fakes.env");
 const TWILIO_FAKE_PID_FILE = join(STATE_DIR, "twilio-fake.pid");
 const TWILIO_FAKE_LOG_FILE = join(STATE_DIR, "twilio-fake.log");
+const STRIPE_FAKE_PID_FILE = join(STATE_DIR, "stripe-fake.pid");
+const STRIPE_FAKE_LOG_FILE = join(STATE_DIR, "stripe-fake.log");
 // Set from config.toml (and the overrides) before any command runs.
 let API_PORT: number;
 let DB_PORT: number;
@@ -98,8 +102,13 @@ function gatewayLaunch(s: Stack, output: GatewayLaunch["output"]): GatewayLaunch
   };
 }
 
-async function writeFakesEnv(twilioUrl: string): Promise<void> {
-  await Deno.writeTextFile(FAKES_ENV_FILE, toDotenv({ TWILIO_API_BASE: twilioUrl }));
+async function writeFakesEnv(twilioUrl: string, stripeUrl: string): Promise<void> {
+  await Deno.writeTextFile(FAKES_ENV_FILE, toDotenv({ TWILIO_API_BASE: twilioUrl, STRIPE_API_BASE: stripeUrl }));
+}
+
+/** Where the fake Stripe POSTs its events: the stack's own stripe-webhook function. */
+function stripeWebhookUrl(): string {
+  return `http://127.0.0.1:${API_PORT}/functions/v1/stripe-webhook`;
 }
 
 async function fakesEnv(): Promise<Record<string, string>> {
@@ -110,7 +119,7 @@ async function gatewayPortFree(): Promise<void> {
   await waitForPort(API_PORT, "functions gateway", { override: "STACK_API_PORT" });
 }
 
-function banner(s: Stack, twilioUrl?: string): void {
+function banner(s: Stack, twilioUrl?: string, stripeUrl?: string): void {
   const e = stackEnv(s);
   console.log(`
 C-Secur360 local stack is up.
@@ -124,6 +133,7 @@ C-Secur360 local stack is up.
   Legacy service_role key  ${e.SUPABASE_SERVICE_ROLE_KEY}
   Legacy JWT secret        ${e.SUPABASE_JWT_SECRET}
   Fake Twilio ${twilioUrl ?? "(not running)"}   (TWILIO_API_BASE, in .stack/fakes.env)
+  Fake Stripe ${stripeUrl ?? "(not running)"}   (STRIPE_API_BASE, in .stack/fakes.env; events → ${stripeWebhookUrl()})
   Settings    supabase/functions/.env   (npm run stack -- env prints everything)
 `);
 }
@@ -142,11 +152,13 @@ async function start(): Promise<void> {
     await databaseUp(s);
     const twilio = startTwilioFake({ ...twilioFakeAccount(settings), log: (line) => console.log(line) });
     shutdown.defer(() => twilio.close());
-    await writeFakesEnv(twilio.url);
+    const stripe = startStripeFake({ ...stripeFakeAccount(settings), webhookUrl: stripeWebhookUrl(), log: (line) => console.log(line) });
+    shutdown.defer(() => stripe.close());
+    await writeFakesEnv(twilio.url, stripe.url);
     const gateway = await spawnGateway(gatewayLaunch(s, "terminal"));
     shutdown.defer(() => gateway.stop());
     await gateway.ready;
-    banner(s, twilio.url);
+    banner(s, twilio.url, stripe.url);
     exitCode = await gateway.exited;
     // 0: stopped on request (`npm run stack -- down` from another shell); otherwise it failed.
     if (!shutdown.started) console.error(`gateway exited (code ${exitCode}); stopping the database`);
@@ -167,19 +179,39 @@ async function up(): Promise<void> {
   await databaseUp(s);
   if (!(await runningGatewayPid(GATEWAY_PID_FILE))) {
     await gatewayPortFree();
-    twilioFakeAccount(settings); // the fake's settings are complete before anything starts
+    // The fakes' settings are complete before anything starts.
+    twilioFakeAccount(settings);
+    stripeFakeAccount(settings);
     await stopBackgroundFake(TWILIO_FAKE_PID_FILE);
+    await stopBackgroundFake(STRIPE_FAKE_PID_FILE);
     const port = freePort();
     await spawnTwilioFakeDetached({ port, envFile: FUNCTIONS_ENV_FILE, logFile: TWILIO_FAKE_LOG_FILE, pidFile: TWILIO_FAKE_PID_FILE });
-    await writeFakesEnv(`http://127.0.0.1:${port}`);
+    const stripePort = freePort();
+    await spawnStripeFakeDetached({
+      port: stripePort,
+      envFile: FUNCTIONS_ENV_FILE,
+      logFile: STRIPE_FAKE_LOG_FILE,
+      pidFile: STRIPE_FAKE_PID_FILE,
+      webhookUrl: stripeWebhookUrl(),
+    }).catch(async (e) => {
+      await stopBackgroundFake(TWILIO_FAKE_PID_FILE);
+      throw e;
+    });
+    await writeFakesEnv(`http://127.0.0.1:${port}`, `http://127.0.0.1:${stripePort}`);
     const gateway = await spawnGateway(gatewayLaunch(s, { logFile: GATEWAY_LOG_FILE, detached: true }));
     await gateway.ready.catch(async (e) => {
       await gateway.stop();
       await stopBackgroundFake(TWILIO_FAKE_PID_FILE);
+      await stopBackgroundFake(STRIPE_FAKE_PID_FILE);
       throw e;
     });
   }
-  banner(s, (await runningFakePid(TWILIO_FAKE_PID_FILE)) ? (await fakesEnv()).TWILIO_API_BASE : undefined);
+  const fakes = await fakesEnv();
+  banner(
+    s,
+    (await runningFakePid(TWILIO_FAKE_PID_FILE)) ? fakes.TWILIO_API_BASE : undefined,
+    (await runningFakePid(STRIPE_FAKE_PID_FILE)) ? fakes.STRIPE_API_BASE : undefined,
+  );
 }
 
 async function down(): Promise<void> {
@@ -188,6 +220,7 @@ async function down(): Promise<void> {
   if (pid) await stopGatewayGroup(pid);
   await Deno.remove(GATEWAY_PID_FILE).catch(() => {});
   await stopBackgroundFake(TWILIO_FAKE_PID_FILE);
+  await stopBackgroundFake(STRIPE_FAKE_PID_FILE);
   await stopCluster(s.cluster);
   console.log("stack stopped.");
 }
@@ -199,9 +232,11 @@ async function status(): Promise<void> {
   const db = dbPort === null ? "stopped" : dbPort === DB_PORT ? "running" : `running on port ${dbPort}`;
   console.log(`database  ${db}  ${s.cluster.url}  (data: ${s.cluster.dataDir})`);
   console.log(`gateway   ${pid ? `running (pid ${pid})` : "stopped"}  ${s.apiUrl}/functions/v1`);
-  const fakePid = await runningFakePid(TWILIO_FAKE_PID_FILE);
-  const twilioUrl = (await fakesEnv()).TWILIO_API_BASE;
-  console.log(`twilio    ${fakePid ? `running (pid ${fakePid})  ${twilioUrl}` : pid ? `in the gateway's \`npm start\`  ${twilioUrl}` : "stopped"}`);
+  const fakes = await fakesEnv();
+  for (const [name, pidFile, url] of [["twilio", TWILIO_FAKE_PID_FILE, fakes.TWILIO_API_BASE], ["stripe", STRIPE_FAKE_PID_FILE, fakes.STRIPE_API_BASE]]) {
+    const fakePid = await runningFakePid(pidFile);
+    console.log(`${name.padEnd(9)} ${fakePid ? `running (pid ${fakePid})  ${url}` : pid ? `in the gateway's \`npm start\`  ${url}` : "stopped"}`);
+  }
 }
 
 async function reset(): Promise<void> {

@@ -21,6 +21,7 @@ import { spawnGateway } from "./local-supabase/gateway/spawn.ts";
 import { parseDotenv } from "./local-supabase/gateway/config.ts";
 import { toDotenv } from "./local-supabase/local-config.ts";
 import { startTwilioFake, twilioFakeAccount } from "./fakes/twilio.ts";
+import { startStripeFake, stripeFakeAccount } from "./fakes/stripe.ts";
 import { createShutdown } from "./lib/shutdown.ts";
 
 const started = performance.now();
@@ -190,13 +191,17 @@ async function main(): Promise<void> {
     SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
     SUPABASE_JWT_SECRET: keys.legacyJwtSecret,
   };
-  // The fake Twilio, with the functions' own Twilio settings; its URL reaches the functions through
-  // a second env file (the fixture's stays as written).
+  // The fake Twilio and the fake Stripe, with the functions' own settings; their URLs reach the
+  // functions through a second env file (the fixture's stays as written). The fake Stripe POSTs its
+  // events to the gateway's stripe-webhook.
   const FIXTURE_ENV_FILE = "tests/fixtures/functions/.env.test";
-  const twilio = startTwilioFake(twilioFakeAccount(parseDotenv(await Deno.readTextFile(join(REPO_ROOT, FIXTURE_ENV_FILE)))));
+  const fixtureSettings = parseDotenv(await Deno.readTextFile(join(REPO_ROOT, FIXTURE_ENV_FILE)));
+  const twilio = startTwilioFake(twilioFakeAccount(fixtureSettings));
   shutdown.defer(() => twilio.close());
+  const stripe = startStripeFake({ ...stripeFakeAccount(fixtureSettings), webhookUrl: `${env.SUPABASE_URL}/functions/v1/stripe-webhook` });
+  shutdown.defer(() => stripe.close());
   const fakesEnvFile = join(home, "fakes.env");
-  await Deno.writeTextFile(fakesEnvFile, toDotenv({ TWILIO_API_BASE: twilio.url }));
+  await Deno.writeTextFile(fakesEnvFile, toDotenv({ TWILIO_API_BASE: twilio.url, STRIPE_API_BASE: stripe.url }));
   const gatewayLog = join(home, "gateway.log");
   const gatewayUp = await checkStage("gateway", async () => {
     const gateway = await spawnGateway({
@@ -221,7 +226,7 @@ async function main(): Promise<void> {
     args: ["test", "-A", "--quiet", "--reporter=tap", "--config", join(REPO_ROOT, "deno.json"), ...denoTests],
     cwd: REPO_ROOT,
     // The keys file (private signing key) only for the tests' token minting, never the gateway.
-    env: { ...env, LOCAL_STACK_KEYS_FILE: keys.file, TWILIO_API_BASE: twilio.url, NO_COLOR: "1" },
+    env: { ...env, LOCAL_STACK_KEYS_FILE: keys.file, TWILIO_API_BASE: twilio.url, STRIPE_API_BASE: stripe.url, NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -1,18 +1,25 @@
 // `npm run stack -- up` leaves the stack running after it returns: the fakes then run as their own
-// detached process (as the gateway does), found again through a pid file by `stack down|status`.
+// detached processes (as the gateway does), found again through pid files by `stack down|status`.
 import { join } from "node:path";
 import { REPO_ROOT } from "../local-supabase/cluster.ts";
 import { processAlive } from "../local-supabase/gateway/spawn.ts";
 
 const TWILIO_FAKE_MAIN = join(REPO_ROOT, "scripts", "fakes", "twilio.ts");
+const STRIPE_FAKE_MAIN = join(REPO_ROOT, "scripts", "fakes", "stripe.ts");
+const FAKE_MAINS = [TWILIO_FAKE_MAIN, STRIPE_FAKE_MAIN];
 
-/** Starts `scripts/fakes/twilio.ts` detached on 127.0.0.1:`port`; resolves once it answers. */
-export async function spawnTwilioFakeDetached(
-  opts: { port: number; envFile: string; logFile: string; pidFile: string },
-): Promise<void> {
+interface DetachedFake {
+  port: number;
+  envFile: string;
+  logFile: string;
+  pidFile: string;
+}
+
+/** Starts a fake's main detached on 127.0.0.1:`port`; resolves once it answers. */
+async function spawnFakeDetached(name: string, main: string, opts: DetachedFake, extraArgs: string[] = []): Promise<void> {
   const cmd = [
     Deno.execPath(), "run", "-A", "--config", join(REPO_ROOT, "deno.json"),
-    TWILIO_FAKE_MAIN, "--env-file", opts.envFile, "--port", String(opts.port),
+    main, "--env-file", opts.envFile, "--port", String(opts.port), ...extraArgs,
   ];
   const child = new Deno.Command("setsid", {
     args: ["sh", "-c", `log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null`, "sh", opts.logFile, ...cmd],
@@ -31,15 +38,26 @@ export async function spawnTwilioFakeDetached(
     await new Promise((r) => setTimeout(r, 100));
   }
   await stopBackgroundFake(opts.pidFile);
-  throw new Error(`the fake Twilio did not start: see ${opts.logFile}`);
+  throw new Error(`the fake ${name} did not start: see ${opts.logFile}`);
 }
 
-/** The recorded pid while it is still our fake (a stale file's pid may belong to anything now). */
+/** Starts `scripts/fakes/twilio.ts` detached on 127.0.0.1:`port`; resolves once it answers. */
+export async function spawnTwilioFakeDetached(opts: DetachedFake): Promise<void> {
+  await spawnFakeDetached("Twilio", TWILIO_FAKE_MAIN, opts);
+}
+
+/** Starts `scripts/fakes/stripe.ts` detached (events POSTed to `webhookUrl`); resolves once it answers. */
+export async function spawnStripeFakeDetached(opts: DetachedFake & { webhookUrl: string }): Promise<void> {
+  await spawnFakeDetached("Stripe", STRIPE_FAKE_MAIN, opts, ["--webhook-url", opts.webhookUrl]);
+}
+
+/** The recorded pid while it is still one of our fakes (a stale file's pid may belong to anything now). */
 export async function runningFakePid(pidFile: string): Promise<number | null> {
   const pid = Number((await Deno.readTextFile(pidFile).catch(() => "")).trim());
   if (!Number.isInteger(pid) || pid <= 0) return null;
   try {
-    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").includes(TWILIO_FAKE_MAIN) ? pid : null;
+    const argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+    return FAKE_MAINS.some((main) => argv.includes(main)) ? pid : null;
   } catch {
     return processAlive(pid) ? pid : null;
   }

@@ -49,6 +49,7 @@ Deno.test("env: nothing else of the gateway's environment is visible", async () 
     "FUNCTIONS_PUBLIC_URL",
     // The fakes' env file the test runner adds (scripts/fakes/README.md).
     "TWILIO_API_BASE",
+    "STRIPE_API_BASE",
     "SUPABASE_PUBLISHABLE_KEYS",
     "SUPABASE_SECRET_KEYS",
     "SUPABASE_JWKS",
