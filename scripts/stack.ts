@@ -16,7 +16,7 @@
 // Ports: [api] port and [db] port of supabase/config.toml; STACK_API_PORT / STACK_DB_PORT override
 // them. The gateway's pid is in .stack/gateway.pid whichever command started it.
 import { join } from "node:path";
-import { type Cluster, clusterAt, REPO_ROOT, resolveHome, stopCluster } from "./local-supabase/cluster.ts";
+import { type Cluster, clusterAt, resolveHome, stopCluster } from "./local-supabase/cluster.ts";
 import { FUNCTIONS_ENV_FILE, loadOrCreateFunctionsEnv, toDotenv } from "./local-supabase/local-config.ts";
 import {
   loadOrCreateStackKeys,
@@ -35,6 +35,7 @@ import {
   stopGatewayGroup,
 } from "./local-supabase/gateway/spawn.ts";
 import { createShutdown } from "./lib/shutdown.ts";
+import { composeStackEnv, FAKES_ENV_FILE_NAME, platformEnv, stackStateDir } from "./local-supabase/stack-env.ts";
 import { freePort } from "./local-supabase/cluster.ts";
 import { parseDotenv } from "./local-supabase/gateway/config.ts";
 import { startTwilioFake, twilioFakeAccount } from "./fakes/twilio.ts";
@@ -42,12 +43,12 @@ import { startStripeFake, stripeFakeAccount } from "./fakes/stripe.ts";
 import { runningFakePid, spawnStripeFakeDetached, spawnTwilioFakeDetached, stopBackgroundFake } from "./fakes/background.ts";
 
 // STACK_STATE_DIR: another stack's state (e.g. the test runner's, for `token`).
-const STATE_DIR = Deno.env.get("STACK_STATE_DIR") || join(REPO_ROOT, ".stack");
+const STATE_DIR = stackStateDir();
 const GATEWAY_PID_FILE = join(STATE_DIR, "gateway.pid");
 const GATEWAY_LOG_FILE = join(STATE_DIR, "gateway.log");
 // The fakes' URLs (TWILIO_API_BASE, STRIPE_API_BASE), written at each start: the gateway's second
 // env file, so supabase/functions/.env stays the user's. The background fakes' pids and logs (`stack up`).
-const FAKES_ENV_FILE = join(STATE_DIR, "fakes.env");
+const FAKES_ENV_FILE = join(STATE_DIR, FAKES_ENV_FILE_NAME);
 const TWILIO_FAKE_PID_FILE = join(STATE_DIR, "twilio-fake.pid");
 const TWILIO_FAKE_LOG_FILE = join(STATE_DIR, "twilio-fake.log");
 const STRIPE_FAKE_PID_FILE = join(STATE_DIR, "stripe-fake.pid");
@@ -71,18 +72,7 @@ async function describe(): Promise<Stack> {
 }
 
 function stackEnv(s: Stack): Record<string, string> {
-  return {
-    SUPABASE_URL: s.apiUrl,
-    SUPABASE_DB_URL: s.cluster.url,
-    SUPABASE_PUBLISHABLE_KEY: s.keys.publishableKey,
-    SUPABASE_SECRET_KEY: s.keys.secretKey,
-    SUPABASE_JWKS: JSON.stringify(s.keys.jwks),
-    // Legacy JWT-based keys (hosted retires them by the end of 2026) and their secret.
-    SUPABASE_ANON_KEY: s.keys.anonKey,
-    SUPABASE_SERVICE_ROLE_KEY: s.keys.serviceRoleKey,
-    SUPABASE_JWT_SECRET: s.keys.legacyJwtSecret,
-    FUNCTIONS_URL: `${s.apiUrl}/functions/v1`,
-  };
+  return platformEnv(s.apiUrl, s.cluster.url, s.keys);
 }
 
 /** Database up: initialised completely (or redone), migrated; seeded the first time only. */
@@ -250,7 +240,7 @@ async function env(): Promise<void> {
   const s = await describe();
   const settings = await loadOrCreateFunctionsEnv();
   Deno.stdout.writeSync(
-    new TextEncoder().encode(toDotenv({ ...stackEnv(s), LOCAL_STACK_KEYS_FILE: s.keys.file, ...settings, ...(await fakesEnv()) })),
+    new TextEncoder().encode(toDotenv(composeStackEnv(stackEnv(s), s.keys, settings, await fakesEnv()))),
   );
 }
 

@@ -216,6 +216,131 @@ function basicAuthOk(req: Request, sid: string, token: string): boolean {
   return decoded === `${sid}:${token}`;
 }
 
+/** The account a webhook comes from: what Twilio puts in every request's parameters. */
+export type TwilioWebhookAccount = Pick<TwilioFakeOptions, "accountSid" | "messagingServiceSid" | "phoneNumber">;
+
+/**
+ * POSTs `params` form-encoded to `url` as Twilio sends a webhook: `X-Twilio-Signature` from the
+ * `twilio` package's own signer over the exact URL, `User-Agent: TwilioProxy/1.1`,
+ * `I-Twilio-Idempotency-Token` (the same token = a retry), no redirect followed, 15 s at most.
+ * Used by the fake and by `npm run ops` (which has no fake on a hosted project).
+ */
+export async function postSignedTwilioForm(
+  url: string,
+  params: Record<string, string>,
+  authToken: string,
+  opts: { idempotencyToken?: string } = {},
+): Promise<SentCallback> {
+  const signature = getExpectedTwilioSignature(authToken, url, params);
+  const idempotencyToken = opts.idempotencyToken ?? `${randomHex(16)}-${Date.now()}`;
+  let status = 0;
+  let responseBody = "";
+  try {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        "user-agent": "TwilioProxy/1.1",
+        "x-twilio-signature": signature,
+        "i-twilio-idempotency-token": idempotencyToken,
+        "x-home-region": "us1",
+      },
+      body: new URLSearchParams(params).toString(),
+      redirect: "manual",
+      signal: AbortSignal.timeout(CALLBACK_TIMEOUT_MS),
+    });
+    status = res.status;
+    responseBody = await res.text();
+  } catch (e) {
+    // No answer: why (fetch's own message is "fetch failed"; the reason is in its cause).
+    const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : "";
+    responseBody = e instanceof Error ? `${e.message}${cause}` : String(e);
+  }
+  return { url, params, signature, idempotencyToken, status, responseBody };
+}
+
+/** The parameters of Twilio's incoming-message webhook for `sms` (a new MessageSid unless given). */
+export function inboundSmsParams(account: TwilioWebhookAccount, sms: InboundSms): Record<string, string> {
+  const to = sms.to ?? account.phoneNumber;
+  const sid = sms.messageSid ?? `SM${randomHex(16)}`;
+  const params: Record<string, string> = {
+    ToCountry: "CA",
+    ToState: "QC",
+    SmsMessageSid: sid,
+    NumMedia: "0",
+    ToCity: "MONTREAL",
+    FromZip: "",
+    SmsSid: sid,
+    FromState: "QC",
+    SmsStatus: "received",
+    FromCity: "MONTREAL",
+    Body: sms.body,
+    FromCountry: "CA",
+    To: to,
+    MessagingServiceSid: account.messagingServiceSid,
+    ToZip: "",
+    NumSegments: String(segments(sms.body)),
+    MessageSid: sid,
+    AccountSid: account.accountSid,
+    From: sms.from,
+    ApiVersion: TWILIO_API_VERSION,
+  };
+  if (sms.optOutType) params.OptOutType = sms.optOutType;
+  return params;
+}
+
+/** The parameters of Twilio's voice webhook for an incoming call (a new CallSid unless given). */
+export function inboundCallParams(account: TwilioWebhookAccount, call: InboundCall): Record<string, string> {
+  const to = call.to ?? account.phoneNumber;
+  return {
+    AccountSid: account.accountSid,
+    ApiVersion: TWILIO_API_VERSION,
+    CallSid: call.callSid ?? `CA${randomHex(16)}`,
+    CallStatus: call.callStatus ?? "ringing",
+    Called: to,
+    CalledCity: "MONTREAL",
+    CalledCountry: "CA",
+    CalledState: "QC",
+    CalledZip: "",
+    Caller: call.from,
+    CallerCity: "MONTREAL",
+    CallerCountry: "CA",
+    CallerState: "QC",
+    CallerZip: "",
+    Direction: "inbound",
+    From: call.from,
+    FromCity: "MONTREAL",
+    FromCountry: "CA",
+    FromState: "QC",
+    FromZip: "",
+    To: to,
+    ToCity: "MONTREAL",
+    ToCountry: "CA",
+    ToState: "QC",
+    ToZip: "",
+  };
+}
+
+/**
+ * The request Twilio sends to a `<Dial action>` URL when the dial ends (docs "twiml/dial", action
+ * attribute): the call's parameters, now in progress, plus DialCallStatus, DialCallSid,
+ * DialCallDuration and DialBridged.
+ */
+export function dialActionParams(
+  callParams: Record<string, string>,
+  dial: { status: "completed" | "busy" | "no-answer" | "failed" | "canceled"; durationSeconds?: number; dialCallSid?: string },
+): Record<string, string> {
+  const answered = dial.status === "completed";
+  return {
+    ...callParams,
+    CallStatus: "in-progress",
+    DialCallSid: dial.dialCallSid ?? `CA${randomHex(16)}`,
+    DialCallStatus: dial.status,
+    DialCallDuration: String(answered ? dial.durationSeconds ?? 0 : 0),
+    DialBridged: String(answered),
+  };
+}
+
 export function startTwilioFake(options: TwilioFakeOptions): TwilioFake {
   const { accountSid, authToken, messagingServiceSid, phoneNumber } = options;
   const log = options.log ?? (() => {});
@@ -238,32 +363,9 @@ export function startTwilioFake(options: TwilioFakeOptions): TwilioFake {
     params: Record<string, string>,
     opts: { idempotencyToken?: string } = {},
   ): Promise<SentCallback> {
-    const signature = getExpectedTwilioSignature(authToken, url, params);
-    const idempotencyToken = opts.idempotencyToken ?? `${randomHex(16)}-${Date.now()}`;
-    let status = 0;
-    let responseBody = "";
-    try {
-      const res = await fetch(url, {
-        method: "POST",
-        headers: {
-          "content-type": "application/x-www-form-urlencoded",
-          "user-agent": "TwilioProxy/1.1",
-          "x-twilio-signature": signature,
-          "i-twilio-idempotency-token": idempotencyToken,
-          "x-home-region": "us1",
-        },
-        body: new URLSearchParams(params).toString(),
-        redirect: "manual",
-        signal: AbortSignal.timeout(CALLBACK_TIMEOUT_MS),
-      });
-      status = res.status;
-      responseBody = await res.text();
-    } catch (e) {
-      responseBody = e instanceof Error ? e.message : String(e);
-    }
-    const sent = { url, params, signature, idempotencyToken, status, responseBody };
+    const sent = await postSignedTwilioForm(url, params, authToken, opts);
     record(callbacksSent, sent);
-    log(`twilio fake → POST ${url} ${status}`);
+    log(`twilio fake → POST ${url} ${sent.status}`);
     return sent;
   }
 
@@ -433,67 +535,14 @@ export function startTwilioFake(options: TwilioFakeOptions): TwilioFake {
     sendStatusCallback,
     postSignedForm,
     async postInboundSms(url, sms) {
-      const to = sms.to ?? phoneNumber;
-      const sid = sms.messageSid ?? `SM${randomHex(16)}`;
       const keyword = sms.body.trim().toUpperCase();
       // Twilio keeps its own opt-out list from the default keywords (Advanced Opt-Out or not).
       if (OPT_OUT.has(keyword) || sms.optOutType === "STOP") optedOut.add(sms.from);
       if (OPT_IN.has(keyword) || sms.optOutType === "START") optedOut.delete(sms.from);
-      const params: Record<string, string> = {
-        ToCountry: "CA",
-        ToState: "QC",
-        SmsMessageSid: sid,
-        NumMedia: "0",
-        ToCity: "MONTREAL",
-        FromZip: "",
-        SmsSid: sid,
-        FromState: "QC",
-        SmsStatus: "received",
-        FromCity: "MONTREAL",
-        Body: sms.body,
-        FromCountry: "CA",
-        To: to,
-        MessagingServiceSid: messagingServiceSid,
-        ToZip: "",
-        NumSegments: String(segments(sms.body)),
-        MessageSid: sid,
-        AccountSid: accountSid,
-        From: sms.from,
-        ApiVersion: TWILIO_API_VERSION,
-      };
-      if (sms.optOutType) params.OptOutType = sms.optOutType;
-      return await postSignedForm(url, params);
+      return await postSignedForm(url, inboundSmsParams(options, sms));
     },
     async postInboundCall(url, call) {
-      const to = call.to ?? phoneNumber;
-      const params: Record<string, string> = {
-        AccountSid: accountSid,
-        ApiVersion: TWILIO_API_VERSION,
-        CallSid: call.callSid ?? `CA${randomHex(16)}`,
-        CallStatus: call.callStatus ?? "ringing",
-        Called: to,
-        CalledCity: "MONTREAL",
-        CalledCountry: "CA",
-        CalledState: "QC",
-        CalledZip: "",
-        Caller: call.from,
-        CallerCity: "MONTREAL",
-        CallerCountry: "CA",
-        CallerState: "QC",
-        CallerZip: "",
-        Direction: "inbound",
-        From: call.from,
-        FromCity: "MONTREAL",
-        FromCountry: "CA",
-        FromState: "QC",
-        FromZip: "",
-        To: to,
-        ToCity: "MONTREAL",
-        ToCountry: "CA",
-        ToState: "QC",
-        ToZip: "",
-      };
-      return await postSignedForm(url, params);
+      return await postSignedForm(url, inboundCallParams(options, call));
     },
     async close() {
       await fake.settled().catch(() => {});

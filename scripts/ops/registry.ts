@@ -1,0 +1,11 @@
+// Every command of `npm run ops`, in the order `--help` lists them. Adding a command group is one
+// module (see sms.ts: `export default defineGroup({ name, summary, commands: [...] })`, or a single
+// `defineCommand`) and one line here.
+import type { OpsEntry } from "./command.ts";
+import sms from "./sms.ts";
+import voice from "./voice.ts";
+
+export const REGISTRY: OpsEntry[] = [
+  sms,
+  voice,
+];
