@@ -368,17 +368,14 @@ const simulateInbound = defineCommand({
         } else {
           out.line(`Workers with ${params.From}, after the message:`);
           out.table(
-            ["Worker", "Name", "Tenant", "Consent", "Verified", "Lang", "Last consent change"],
+            ["Worker", "Name", "Tenant", "Consent", "Verified", "Last change (UTC)"],
             workers.map((w) => [
               w.worker_id,
               w.full_name,
               w.tenant,
               w.sms_consent ? c.green("yes") : c.red("no"),
               w.phone_verified ? "yes" : "no",
-              w.preferred_language,
-              w.last_change
-                ? `${w.last_change.keyword ?? w.last_change.source} ${w.last_change.at.replace("T", " ").replace(/\.\d+Z$/, "Z")}`
-                : null,
+              w.last_change ? `${w.last_change.keyword ?? w.last_change.source} ${w.last_change.at.slice(0, 16).replace("T", " ")}` : null,
             ]),
           );
         }

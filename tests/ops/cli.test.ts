@@ -244,3 +244,26 @@ Deno.test("ops registry: the shipped groups, each command with a summary, a usag
     }
   }
 });
+
+Deno.test("ops output: boxed and coloured on a terminal, NO_COLOR honoured, plain columns and no spinner when piped", async () => {
+  const { createOutput } = await import("../../scripts/ops/output.ts");
+  const ESC = "\u001b[";
+  const render = (terminal: boolean, env: Record<string, string> = {}) => {
+    const s = Object.assign(memoryStreams(env), { stdoutIsTerminal: terminal });
+    const out = createOutput(s);
+    out.table(["Worker", "Consent"], [["3a000000-0000-4000-8000-000000000001", out.colors.red("no")]]);
+    const p = out.progress("working…");
+    p.text("still working…");
+    p.stop();
+    return s;
+  };
+  const tty = render(true);
+  assert.match(tty.out, /┌─+┬─+┐/);
+  assert.ok(tty.out.includes(`${ESC}1mWorker`) && tty.out.includes(`${ESC}31mno`), "bold head, red value");
+  const noColor = render(true, { NO_COLOR: "1" });
+  assert.match(noColor.out, /┌─+┬─+┐/);
+  assert.ok(!noColor.out.includes(ESC), "NO_COLOR: no escape sequence");
+  const piped = render(false);
+  assert.equal(piped.out, "Worker                                Consent\n3a000000-0000-4000-8000-000000000001  no\n");
+  assert.equal(piped.err, "", "no spinner off a terminal");
+});
