@@ -138,7 +138,8 @@ select tests.clear_authentication();
 select is((select count(*)::int from public.sms_alerts where provider_message_id = 'SMunknown00000000000000000000000'), 0,
   'unknown MessageSid: no row created');
 select is((select details from public.system_audit_logs where target = 'SMunknown00000000000000000000000'),
-  '{"status": "delivered", "unknown": true, "error_code": null}'::jsonb, 'unknown MessageSid: audited');
+  '{"status": "delivered", "unknown": true, "parked": true, "error_code": null}'::jsonb,
+  'unknown MessageSid: audited (and parked until the send path stores it)');
 
 select * from finish();
 rollback;
