@@ -1978,6 +1978,8 @@ export function startStripeFake(options: StripeFakeOptions): StripeFake {
   seedPrices();
   const server = Deno.serve({ hostname: "127.0.0.1", port: options.port ?? 0, onListen: () => {} }, async (req) => {
     const res = await handle(req);
+    // Stripe's Date is its clock, the one events' `created` comes from: now, not a cached second.
+    res.headers.set("date", new Date().toUTCString());
     log(`stripe fake ← ${req.method} ${new URL(req.url).pathname} ${res.status}`);
     return res;
   });

@@ -96,7 +96,10 @@ export async function withTenant(fn: (t: TenantFixture) => Promise<void>): Promi
     try {
       await fn(t);
     } finally {
-      // Billing rows keep a tenant (on delete restrict): removed first. Audit rows stay (append-only).
+      // Billing rows keep a tenant (on delete restrict): removed first, once the fake Stripe's events
+      // (stripe-webhook writes subscriptions and invoices) are all in. Audit rows stay (append-only).
+      await fakeControl().settled();
+      await sql`delete from public.invoices where tenant_id = ${id}`;
       await sql`delete from public.subscriptions where tenant_id = ${id}`;
       await sql`delete from public.customers where tenant_id = ${id}`;
       await sql`delete from public.tenants where id = ${id}`;

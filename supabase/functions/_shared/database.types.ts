@@ -6,33 +6,51 @@ export type Database = {
     Tables: {
       "billing_events": {
         Row: {
+          "api_version": string | null;
+          "attempts": number;
           "created": string;
           "error": string | null;
           "livemode": boolean;
+          "object_id": string | null;
+          "outcome": string | null;
           "payload": NonNullable<Json>;
           "processed_at": string | null;
           "received_at": string;
+          "result": string | null;
+          "stripe_customer_id": string | null;
           "stripe_event_id": string;
           "type": string;
         };
         ComputedFields: never;
         Insert: {
+          "api_version"?: string | null;
+          "attempts"?: number;
           "created": string;
           "error"?: string | null;
           "livemode": boolean;
+          "object_id"?: string | null;
+          "outcome"?: string | null;
           "payload": NonNullable<Json>;
           "processed_at"?: string | null;
           "received_at"?: string;
+          "result"?: string | null;
+          "stripe_customer_id"?: string | null;
           "stripe_event_id": string;
           "type": string;
         };
         Update: {
+          "api_version"?: string | null;
+          "attempts"?: number;
           "created"?: string;
           "error"?: string | null;
           "livemode"?: boolean;
+          "object_id"?: string | null;
+          "outcome"?: string | null;
           "payload"?: NonNullable<Json>;
           "processed_at"?: string | null;
           "received_at"?: string;
+          "result"?: string | null;
+          "stripe_customer_id"?: string | null;
           "stripe_event_id"?: string;
           "type"?: string;
         };
@@ -41,29 +59,35 @@ export type Database = {
       "customers": {
         Row: {
           "created_at": string;
+          "deleted_at": string | null;
           "email": string | null;
           "id": string;
           "livemode": boolean;
           "stripe_customer_id": string;
+          "stripe_updated_at": string | null;
           "tenant_id": string;
           "updated_at": string;
         };
         ComputedFields: never;
         Insert: {
           "created_at"?: string;
+          "deleted_at"?: string | null;
           "email"?: string | null;
           "id"?: string;
           "livemode"?: boolean;
           "stripe_customer_id": string;
+          "stripe_updated_at"?: string | null;
           "tenant_id": string;
           "updated_at"?: string;
         };
         Update: {
           "created_at"?: string;
+          "deleted_at"?: string | null;
           "email"?: string | null;
           "id"?: string;
           "livemode"?: boolean;
           "stripe_customer_id"?: string;
+          "stripe_updated_at"?: string | null;
           "tenant_id"?: string;
           "updated_at"?: string;
         };
@@ -99,6 +123,7 @@ export type Database = {
           "period_start": string | null;
           "status": string;
           "stripe_invoice_id": string;
+          "stripe_subscription_id": string | null;
           "stripe_updated_at": string;
           "subscription_id": string | null;
           "subtotal_cents": number;
@@ -122,6 +147,7 @@ export type Database = {
           "period_start"?: string | null;
           "status": string;
           "stripe_invoice_id": string;
+          "stripe_subscription_id"?: string | null;
           "stripe_updated_at": string;
           "subscription_id"?: string | null;
           "subtotal_cents"?: number;
@@ -144,6 +170,7 @@ export type Database = {
           "period_start"?: string | null;
           "status"?: string;
           "stripe_invoice_id"?: string;
+          "stripe_subscription_id"?: string | null;
           "stripe_updated_at"?: string;
           "subscription_id"?: string | null;
           "subtotal_cents"?: number;
