@@ -1,4 +1,4 @@
--- private.apply_stripe_event and the object upserts (20261128010200, 20261128010300): one call per
+-- private.apply_stripe_event and the object upserts (20261128041200, 20261128041300): one call per
 -- event, ledger and rows together; duplicates change nothing; older copies never overwrite newer
 -- ones; same-second conflicts ask for a fetch; both the current and the 2020-era shapes are read;
 -- events about customers not tied to a tenant are parked then replayed; failures are recorded and

@@ -1,5 +1,5 @@
 -- private.apply_stripe_event(event jsonb, options jsonb): stripe-webhook's database work, one call,
--- one transaction: the billing_events row AND its effect on our rows (20261128010200), together.
+-- one transaction: the billing_events row AND its effect on our rows (20261128041200), together.
 --
 -- options: {"prices": {"<price id>": "plan" | "addon_site"},            the functions' STRIPE_PRICE_*
 --           "fetched": {"object": {…}, "seen_at": "<time>"} | {"missing": true},  after needs_fetch
@@ -10,7 +10,7 @@
 --   applied       result = created | changed | unchanged | skipped_stale | deleted | …;
 --   ignored       a type we do not act on (recorded all the same, answered 2xx);
 --   parked        about a Stripe customer no row and no metadata ties to a tenant yet (below);
---   needs_fetch   two states of the same second (see 20261128010200): `fetch` = {type, id} to get
+--   needs_fetch   two states of the same second (see 20261128041200): `fetch` = {type, id} to get
 --                 from Stripe; call again with options.fetched (the event stays unprocessed until then);
 --   failed        error = the message; billing_events.error, attempts + 1, and a system_audit_logs
 --                 row with details.error (the operations guide's "errors of the last 24 h" finds it);

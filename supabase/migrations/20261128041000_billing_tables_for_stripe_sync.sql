@@ -1,5 +1,5 @@
 -- What the Stripe webhook and billing-sync need on the billing tables (issue 15). One concern: the
--- columns and constraints the object-level upserts (20261128010200) write.
+-- columns and constraints the object-level upserts (20261128041200) write.
 --
 -- customers: Stripe also changes customers (e-mail, deletion), and customer events arrive out of
 -- order like the others, so customers get the same watermark as subscriptions and invoices, guarded

@@ -17,18 +17,18 @@
 --                          p_authoritative = true (a copy fetched now is at least as new as any
 --                          event of that second: applied when s >= w).
 -- A newer copy with the same content still moves the watermark forward (not audited, see
--- 20261128010100), or an older event arriving later would look newer than the row.
+-- 20261128041100), or an older event arriving later would look newer than the row.
 --
 -- Tenants: a customer row ties a Stripe customer to a tenant. billing-checkout makes it when it
 -- creates the customer (private.link_stripe_customer(jsonb)); otherwise the first object that
 -- names the tenant does: the checkout session (client_reference_id / metadata.tenant_id, see
--- private.apply_stripe_checkout_session in 20261128010300), the subscription's metadata.tenant_id
+-- private.apply_stripe_checkout_session in 20261128041300), the subscription's metadata.tenant_id
 -- (billing-checkout sets subscription_data.metadata), an invoice's
 -- parent.subscription_details.metadata, or the caller of upsert_stripe_customer (p_tenant_id).
 -- A customer's own metadata does not: customer.created arrives while billing-checkout is still
 -- linking the customer it just made, and that link (with its audit row) is the one that counts.
 -- An object about a customer no row ties to a tenant returns unknown_customer and writes nothing
--- (the webhook parks the event, 20261128010300).
+-- (the webhook parks the event, 20261128041300).
 --
 -- Concurrency: a transaction-level advisory lock per Stripe id, always the customer's first, then
 -- the object's, so two deliveries about the same object apply one after the other.
