@@ -4,9 +4,12 @@
 //           (scripts/bench/purge.ts; `--rows=N` expired + N live rows, default 1000000)
 //   gateway the webhook path: no-op and one-insert functions through the gateway and served
 //           directly, and pgbench -N (scripts/bench/gateway.ts; `--rounds=R`, `--seconds=S`)
+//   sms     signed inbound STOP/START and status callbacks through the gateway to sms-inbound and
+//           sms-status, and pgbench -N (scripts/bench/sms.ts; `--rounds=R`, `--seconds=S`)
 const benchmarks: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
   purge: () => import("./bench/purge.ts"),
   gateway: () => import("./bench/gateway.ts"),
+  sms: () => import("./bench/sms.ts"),
 };
 
 const [name, ...args] = Deno.args;

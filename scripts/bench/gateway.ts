@@ -19,6 +19,7 @@ import { spawnGateway } from "../local-supabase/gateway/spawn.ts";
 import { createShutdown } from "../lib/shutdown.ts";
 import { DIRECT_READY } from "./serve-direct.ts";
 import { intOption, median, sleep, withDeadline } from "./stats.ts";
+import { CLOCK_TICKS_PER_SECOND, cpuTicksOf, pgbench as runPgbench, processTree } from "./system.ts";
 
 const CONNECTIONS = 16;
 const BODY_BYTES = 2048;
@@ -30,7 +31,6 @@ const TARGET_VS_DIRECT = 0.85;
 const TARGET_VS_PGBENCH = 0.75;
 const FUNCTIONS_DIR = join(REPO_ROOT, "scripts", "bench", "functions");
 const AUTOCANNON = join(REPO_ROOT, "node_modules", "autocannon", "autocannon.js");
-const CLOCK_TICKS_PER_SECOND = 100; // Linux USER_HZ
 
 type PhaseName = "noop via gateway" | "noop direct" | "insert via gateway" | "insert direct" | "pgbench -N";
 const PHASES: PhaseName[] = ["noop via gateway", "noop direct", "insert via gateway", "insert direct", "pgbench -N"];
@@ -44,28 +44,6 @@ interface Measure {
   cpuUs: Record<string, number>;
 }
 
-
-/** utime + stime of a process, in clock ticks (0 once it is gone). */
-async function cpuTicks(pid: number): Promise<number> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
-}
-
-/** The process and all its descendants. */
-async function processTree(pid: number): Promise<number[]> {
-  const out = [pid];
-  const tasks = await Array.fromAsync(Deno.readDir(`/proc/${pid}/task`)).catch(() => []);
-  for (const task of tasks) {
-    const children = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/children`).catch(() => "");
-    for (const child of children.split(" ").filter(Boolean)) out.push(...await processTree(Number(child)));
-  }
-  return out;
-}
 
 /** The gateway's own processes (main.ts and nginx), without the function workers. */
 async function gatewayPids(gatewayPid: number, workerPids: number[]): Promise<number[]> {
@@ -146,35 +124,6 @@ async function autocannon(url: string, bodyFile: string, seconds: number): Promi
     throw new Error(`${url}: ${r.errors} errors, ${r.timeouts} timeouts, ${r.non2xx} non-2xx answers`);
   }
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total };
-}
-
-/** `pgbench -N` for `seconds`, latencies from its per-transaction log. */
-async function pgbench(url: string, logDir: string, seconds: number, log: boolean): Promise<Omit<Measure, "cpuUs">> {
-  const prefix = join(logDir, `pgbench-${crypto.randomUUID().slice(0, 8)}`);
-  const out = await run([
-    "pgbench", "-n", "-N", "-c", String(CONNECTIONS), "-j", "2", "-T", String(seconds),
-    ...(log ? ["-l", `--log-prefix=${prefix}`] : []),
-    url,
-  ]);
-  const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1]);
-  const processed = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1]);
-  const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
-  if (!Number.isFinite(tps) || failed > 0) throw new Error(`pgbench: unexpected output:\n${out}`);
-  const latencies: number[] = [];
-  if (log) {
-    for await (const e of Deno.readDir(logDir)) {
-      if (!join(logDir, e.name).startsWith(prefix)) continue;
-      const text = await Deno.readTextFile(join(logDir, e.name));
-      for (const line of text.split("\n")) {
-        const us = Number(line.split(" ")[2]);
-        if (line && Number.isFinite(us)) latencies.push(us / 1000);
-      }
-      await Deno.remove(join(logDir, e.name));
-    }
-  }
-  latencies.sort((a, b) => a - b);
-  const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
-  return { rps: tps, p50: at(0.5), p99: at(0.99), requests: processed };
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -260,14 +209,14 @@ export async function main(args: string[]): Promise<void> {
         "noop direct": () => autocannon(noopDirect.url, bodyFile, seconds),
         "insert via gateway": () => autocannon(`${gatewayUrl}/bench-insert`, bodyFile, seconds),
         "insert direct": () => autocannon(insertDirect.url, bodyFile, seconds),
-        "pgbench -N": () => pgbench(cluster.url, home, seconds, true),
+        "pgbench -N": () => runPgbench(cluster.url, { clients: CONNECTIONS, seconds, logDir: home, log: true }),
       };
       const warmups: Record<PhaseName, () => Promise<unknown>> = {
         "noop via gateway": () => autocannon(`${gatewayUrl}/bench-noop`, bodyFile, WARMUP_SECONDS),
         "noop direct": () => autocannon(noopDirect.url, bodyFile, WARMUP_SECONDS),
         "insert via gateway": () => autocannon(`${gatewayUrl}/bench-insert`, bodyFile, WARMUP_SECONDS),
         "insert direct": () => autocannon(insertDirect.url, bodyFile, WARMUP_SECONDS),
-        "pgbench -N": () => pgbench(cluster.url, home, WARMUP_SECONDS, false),
+        "pgbench -N": () => runPgbench(cluster.url, { clients: CONNECTIONS, seconds: WARMUP_SECONDS, logDir: home, log: false }),
       };
       const workers = [await workerPid("bench-noop"), await workerPid("bench-insert")];
       const processes = async (phase: PhaseName): Promise<Record<string, number[]>> => {
@@ -284,7 +233,6 @@ export async function main(args: string[]): Promise<void> {
             return {};
         }
       };
-      const ticksOf = async (pids: number[]) => (await Promise.all(pids.map(cpuTicks))).reduce((a, b) => a + b, 0);
 
       const results = new Map<PhaseName, Measure[]>(PHASES.map((p) => [p, []]));
       for (let round = 1; round <= rounds; round++) {
@@ -292,11 +240,11 @@ export async function main(args: string[]): Promise<void> {
         for (const phase of order) {
           await warmups[phase]();
           const pids = await processes(phase);
-          const before = Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([k, p]) => [k, await ticksOf(p)])));
+          const before = Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([k, p]) => [k, await cpuTicksOf(p)])));
           const m = await targets[phase]();
           const cpuUs: Record<string, number> = {};
           for (const [role, pid] of Object.entries(pids)) {
-            cpuUs[role] = ((await ticksOf(pid)) - before[role]) / CLOCK_TICKS_PER_SECOND * 1e6 / m.requests;
+            cpuUs[role] = ((await cpuTicksOf(pid)) - before[role]) / CLOCK_TICKS_PER_SECOND * 1e6 / m.requests;
           }
           results.get(phase)!.push({ ...m, cpuUs });
           const cpu = Object.entries(cpuUs).map(([k, v]) => `${k} ${v.toFixed(0)} µs/req`).join(", ");
