@@ -3,7 +3,7 @@
 // transaction on a pooled connection; a failure rolls everything back and leaves the connection clean.
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { asService, asUser, closeDb, createDb, db, jsonLiteral } from "../../supabase/functions/_shared/db.ts";
+import { asService, asUser, callJson, closeDb, createDb, db, jsonLiteral } from "../../supabase/functions/_shared/db.ts";
 import { env } from "../_helpers.ts";
 
 // supabase/seed.sql
@@ -257,6 +257,30 @@ Deno.test("db: asUser's setup rides along with the first statement (round trips 
         ),
         7,
       );
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+  });
+});
+
+Deno.test("db: callJson (the webhooks' one statement) is one round trip and passes the JSON a parameter would", async () => {
+  await withFlightCounter(async (url, flights, reset) => {
+    const sql = createDb(url, { max: 1 });
+    try {
+      await sql`select 1`; // connected
+      // Quotes, backslashes, a newline, accents, a character outside the BMP, nesting, a null.
+      const payload = { body: "  Arrêt ! l'\"été\" \\ C:\\n\n☎ 😀", kind: null, n: 1601, nested: { a: [true, "x'y"] } };
+      reset();
+      const [{ result }] = await callJson(sql, "pg_catalog.to_jsonb", payload);
+      assert.equal(flights(), 1);
+      reset();
+      const [{ r }] = await sql`select pg_catalog.to_jsonb(${sql.json(payload)}::jsonb) as r`;
+      assert.equal(flights(), 2, "a parameter costs a second round trip (the reason for callJson)");
+      assert.deepEqual(result, r);
+      assert.deepEqual(result, payload);
+      // The function name is code, never input.
+      assert.throws(() => callJson(sql, "pg_catalog.to_jsonb('{}'::jsonb); select 1; --", {}), TypeError);
+      assert.throws(() => callJson(sql, "to_jsonb", {}), TypeError);
     } finally {
       await sql.end({ timeout: 5 });
     }

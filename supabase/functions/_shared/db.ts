@@ -51,6 +51,21 @@ export function asService<T>(fn: (sql: Sql) => T | Promise<T>, sql: Sql = db()):
   return Promise.resolve(fn(sql));
 }
 
+/**
+ * `select <fn>(<payload>::jsonb) as result`, the webhook path's one statement, in ONE round trip.
+ *
+ * With `prepare: false`, a statement with a parameter costs two round trips (postgres.js first asks
+ * the server for the parameter's type, and holds the connection meanwhile); so the JSON goes in as
+ * a literal (jsonLiteral) and the statement has no parameter. The server reads the same JSON text
+ * either way (jsonb input), so the function sees the same value and raises the same errors.
+ * Without a pending describe, postgres.js also pipelines such statements on a busy connection.
+ * `fn` is a schema-qualified function name written in our code, never input.
+ */
+export function callJson<T>(sql: Sql, fn: string, payload: unknown): postgres.PendingQuery<{ result: T }[]> {
+  if (!/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/.test(fn)) throw new TypeError(`callJson: ${fn} is not a schema-qualified function name`);
+  return sql.unsafe<{ result: T }[]>(`select ${fn}(${jsonLiteral(payload)}::jsonb) as result`);
+}
+
 /** The claims of a signed-in user's JWT, as auth.ts returns them. */
 export interface UserClaims {
   sub: string;

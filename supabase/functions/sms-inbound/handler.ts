@@ -1,8 +1,9 @@
 // sms-inbound: Twilio's incoming-message webhook (verify_jwt = false; Twilio's signature instead).
 //
-// Verified form → keyword (keywords.ts; OptOutType wins) → ONE call to private.handle_inbound_sms,
-// which stores the message, flips the consent of every worker with that number (any tenant) with a
-// proof row each, and audits it, idempotently on MessageSid → a TwiML reply:
+// Verified form → keyword (keywords.ts; OptOutType wins) → ONE call to private.handle_inbound_sms
+// (one round trip: db.ts callJson), which stores the message, flips the consent of every worker with
+// that number (any tenant) with a proof row each, and audits it, idempotently on MessageSid → a
+// TwiML reply:
 //   HELP/AIDE/INFO: the French-first bilingual help; STOP/ARRET…/START…: a confirmation in the
 //   first matched worker's language, else the keyword's (ARRET → fr, STOP → en), else fr;
 //   nothing (<Response/>) for other messages, unknown senders' non-keywords, and whenever Twilio
@@ -14,7 +15,7 @@
 // A replay (same MessageSid) gets the same reply and changes nothing.
 import { settings } from "../_shared/env.ts";
 import { handle } from "../_shared/http.ts";
-import { asService } from "../_shared/db.ts";
+import { asService, callJson } from "../_shared/db.ts";
 import { classifyInbound, TWILIO_DEFAULT_KEYWORDS } from "../_shared/twilio/keywords.ts";
 import { keywordReply, type ReplyLanguage } from "../_shared/twilio/replies.ts";
 import { readTwilioForm, requireMessageSid, requireParams, sqlInputError, twimlResponse } from "../_shared/twilio/form-webhook.ts";
@@ -37,10 +38,15 @@ export const handler = handle(async (req) => {
   const optOutType = params.get("OptOutType") ?? null;
   const match = classifyInbound(Body, optOutType);
 
-  const [{ outcome }] = await asService((sql) =>
-    sql<{ outcome: InboundOutcome }[]>`select private.handle_inbound_sms(${
-      sql.json({ message_sid: MessageSid, from: From, to: To, body: Body, keyword_kind: match.kind, keyword: match.keyword })
-    }) as outcome`
+  const [{ result: outcome }] = await asService((sql) =>
+    callJson<InboundOutcome>(sql, "private.handle_inbound_sms", {
+      message_sid: MessageSid,
+      from: From,
+      to: To,
+      body: Body,
+      keyword_kind: match.kind,
+      keyword: match.keyword,
+    })
   ).catch(sqlInputError);
 
   // Twilio answered it: a second answer from us would confuse the worker (and cost a message).
