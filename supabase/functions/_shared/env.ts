@@ -13,7 +13,15 @@
 // system status.
 import { z } from "zod";
 import { isValidPhoneNumber } from "libphonenumber-js";
-import type { JSONWebKeySet } from "jose";
+
+/**
+ * A JSON Web Key Set, as jose's JSONWebKeySet. Declared here: even a type-only import of jose puts
+ * its whole package in the module graph of every function (they all import env.ts), and only
+ * send-sms (auth.ts) uses jose.
+ */
+export interface JSONWebKeySet {
+  keys: JsonWebKey[];
+}
 
 /** A custom zod issue; `reason` completes "<SETTING> …" and never quotes the value. */
 function fail(ctx: z.RefinementCtx, reason: string): typeof z.NEVER {
