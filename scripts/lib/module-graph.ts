@@ -13,7 +13,7 @@
 //           (in MiB), the figure Supabase's "Edge Function bundle size issues" page says to check;
 //   upload  those same files brotli-compressed as the CLI does (quality 6, 4 MiB window): an
 //           estimate of the deployed size, which hosted Supabase limits to 20 MB
-//           (/work/shared/reference/hosted-supabase.md, docs "functions/limits").
+//           (Supabase docs "functions/limits": 20 MB "after bundling using CLI").
 // tests/functions/module_graph.test.ts keeps every function's upload under UPLOAD_BUDGET_BYTES.
 //
 //   deno run -A scripts/lib/module-graph.ts        prints the table (README, "Module graphs")
