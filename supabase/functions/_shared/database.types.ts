@@ -64,6 +64,7 @@ export type Database = {
           "id": string;
           "livemode": boolean;
           "stripe_customer_id": string;
+          "stripe_missing_since": string | null;
           "stripe_updated_at": string | null;
           "tenant_id": string;
           "updated_at": string;
@@ -76,6 +77,7 @@ export type Database = {
           "id"?: string;
           "livemode"?: boolean;
           "stripe_customer_id": string;
+          "stripe_missing_since"?: string | null;
           "stripe_updated_at"?: string | null;
           "tenant_id": string;
           "updated_at"?: string;
@@ -87,6 +89,7 @@ export type Database = {
           "id"?: string;
           "livemode"?: boolean;
           "stripe_customer_id"?: string;
+          "stripe_missing_since"?: string | null;
           "stripe_updated_at"?: string | null;
           "tenant_id"?: string;
           "updated_at"?: string;
@@ -123,6 +126,7 @@ export type Database = {
           "period_start": string | null;
           "status": string;
           "stripe_invoice_id": string;
+          "stripe_missing_since": string | null;
           "stripe_subscription_id": string | null;
           "stripe_updated_at": string;
           "subscription_id": string | null;
@@ -147,6 +151,7 @@ export type Database = {
           "period_start"?: string | null;
           "status": string;
           "stripe_invoice_id": string;
+          "stripe_missing_since"?: string | null;
           "stripe_subscription_id"?: string | null;
           "stripe_updated_at": string;
           "subscription_id"?: string | null;
@@ -170,6 +175,7 @@ export type Database = {
           "period_start"?: string | null;
           "status"?: string;
           "stripe_invoice_id"?: string;
+          "stripe_missing_since"?: string | null;
           "stripe_subscription_id"?: string | null;
           "stripe_updated_at"?: string;
           "subscription_id"?: string | null;
@@ -438,6 +444,7 @@ export type Database = {
           "past_due_since": string | null;
           "plan_interval": string;
           "status": string;
+          "stripe_missing_since": string | null;
           "stripe_subscription_id": string;
           "stripe_updated_at": string;
           "tenant_id": string;
@@ -455,6 +462,7 @@ export type Database = {
           "past_due_since"?: string | null;
           "plan_interval": string;
           "status": string;
+          "stripe_missing_since"?: string | null;
           "stripe_subscription_id": string;
           "stripe_updated_at": string;
           "tenant_id": string;
@@ -471,6 +479,7 @@ export type Database = {
           "past_due_since"?: string | null;
           "plan_interval"?: string;
           "status"?: string;
+          "stripe_missing_since"?: string | null;
           "stripe_subscription_id"?: string;
           "stripe_updated_at"?: string;
           "tenant_id"?: string;
