@@ -6,10 +6,14 @@
 //           directly, and pgbench -N (scripts/bench/gateway.ts; `--rounds=R`, `--seconds=S`)
 //   sms     signed inbound STOP/START and status callbacks through the gateway to sms-inbound and
 //           sms-status, and pgbench -N (scripts/bench/sms.ts; `--rounds=R`, `--seconds=S`)
+//   billing-sync  billing-sync's Stripe API calls for N objects per list against ceil(N/100) per
+//           list, time and CPU (scripts/bench/billing-sync.ts; `--objects=N` default 1050,
+//           `--rate=R` requests/s default 10)
 const benchmarks: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
   purge: () => import("./bench/purge.ts"),
   gateway: () => import("./bench/gateway.ts"),
   sms: () => import("./bench/sms.ts"),
+  "billing-sync": () => import("./bench/billing-sync.ts"),
 };
 
 const [name, ...args] = Deno.args;

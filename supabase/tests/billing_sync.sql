@@ -4,7 +4,7 @@
 -- applied through the webhook's SQL with its checkpoint; the missing-row check (stamped, never
 -- deleted); the drift report's contract in system_audit_logs; closed to the API roles.
 begin;
-select plan(86);
+select plan(90);
 
 -- Vault secrets as an operator creates them (rolled back with the test).
 select vault.create_secret('https://ref.example.test/functions/v1/', 'functions_url');
@@ -109,8 +109,8 @@ select is((select details ->> 'error' from public.system_audit_logs where action
 select is(pg_temp.queued(), (select n from queue_mid), 'nothing queued');
 select is((select status from private.billing_sync_runs where id = (select (result ->> 'run_id')::uuid from outcome where label = 'no key')), 'pending',
   'the run stays pending for the continuation job');
-select throws_like($$ select private.continue_billing_sync(now() + interval '1 hour') $$, '%service_secret_key missing%',
-  'the continuation job fails loudly (cron.job_run_details) while the key is missing');
+select alike(private.continue_billing_sync(now() + interval '1 hour') ->> 'error', '%service_secret_key missing%',
+  'the continuation job says so in its answer (cron.job_run_details), without failing every 10 minutes');
 select vault.create_secret('sb_secret_pgtapBillingSync0000000000', 'service_secret_key');
 
 -- ---------------------------------------------------------------------------------------------
@@ -132,7 +132,24 @@ select is(private.continue_billing_sync(now() + interval '2 minutes') ->> 'ran',
 update private.billing_sync_runs set requested_at = null, status = 'incomplete', lease_id = null, lease_until = null, invocations = 100
  where id = (select id from cron_run);
 select alike(private.continue_billing_sync(now()) ->> 'reason', 'run has had 100 invocations%', 'at most 100 invocations per run');
-update private.billing_sync_runs set status = 'abandoned', finished_at = now() where id = (select id from cron_run);
+-- A run that did not finish within a day is abandoned: the next 04:00 starts afresh.
+update private.billing_sync_runs set invocations = 3, started_at = now() - interval '25 hours' where id = (select id from cron_run);
+select is(private.continue_billing_sync(now()) ->> 'reason', 'run older than a day abandoned', 'an open run older than a day is abandoned');
+select row_eq($$ select status, stop_reason, finished_at is not null from private.billing_sync_runs where id = (select id from cron_run) $$,
+  row('abandoned'::text, 'abandoned'::text, true), 'marked abandoned');
+select row_eq($$ select details ->> 'status', details ->> 'stop_reason', details ? 'error' from public.system_audit_logs
+                  where target = 'billing_sync_runs:' || (select id from cron_run) order by id desc limit 1 $$,
+  row('incomplete'::text, 'abandoned'::text, false), 'and reported incomplete (abandoned), never complete');
+insert into private.billing_sync_runs (scope, trigger, requested_by, livemode, status, phase, started_at)
+values ('full', 'service', 'service:default', false, 'incomplete', 'invoices', now() - interval '2 days');
+-- 04:00 in Montreal, tomorrow (the run is two days old then).
+insert into outcome values ('stale open run', private.run_daily_billing_sync(
+  ((now() at time zone 'America/Montreal')::date + 1 + time '04:00') at time zone 'America/Montreal'));
+select ok((select result ->> 'ran' = 'true' and result ->> 'resumed' = 'false' from outcome where label = 'stale open run')
+          and (select count(*) = 1 from private.billing_sync_runs where status = 'abandoned' and stop_reason = 'abandoned' and phase = 'invoices'),
+  'the 04:00 schedule abandons an open run older than a day and starts a new one');
+update private.billing_sync_runs set status = 'abandoned', finished_at = now(), lease_id = null, lease_until = null
+ where status in ('pending', 'running', 'incomplete');
 -- A run an operator started is theirs to continue.
 insert into private.billing_sync_runs (scope, trigger, requested_by, livemode, status, phase)
 values ('full', 'service', 'service:default', false, 'incomplete', 'customers');

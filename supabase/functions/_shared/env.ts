@@ -107,6 +107,16 @@ const e164Phone = z.string().transform((value, ctx) => {
   return value;
 });
 
+/** A whole number from `min` to `max` (digits only). */
+function wholeNumber(min: number, max: number, unit: string) {
+  return z.string().transform((value, ctx) => {
+    if (!/^\d{1,6}$/.test(value)) return fail(ctx, `must be a whole number of ${unit}, from ${min} to ${max}`);
+    const n = Number(value);
+    if (n < min || n > max) return fail(ctx, `must be from ${min} to ${max} ${unit}`);
+    return n;
+  });
+}
+
 const stripePrice = matching(/^price_[A-Za-z0-9_]+$/, "must be a Stripe price id (price_…)");
 
 /**
@@ -200,6 +210,18 @@ const SPECS = {
     about: "country of the Stripe account",
   },
   STRIPE_API_BASE: { schema: webUrl({ loopbackOnly: true }), optional: true, about: "local fake Stripe API (empty in production)" },
+  // billing-sync: one invocation stops (run recorded incomplete, resumed by the next call) before
+  // the platform's 150 s request limit; its Stripe calls go through a client-side token bucket.
+  BILLING_SYNC_TIME_BUDGET_SECONDS: {
+    schema: wholeNumber(5, 140, "seconds"),
+    optional: true,
+    about: "billing-sync: seconds one invocation works before it stops as incomplete (default 100)",
+  },
+  BILLING_SYNC_RATE_LIMIT: {
+    schema: wholeNumber(1, 50, "requests per second"),
+    optional: true,
+    about: "billing-sync: Stripe API requests per second, client-side (default 10; Stripe allows 25 in test mode)",
+  },
   TWILIO_ACCOUNT_SID: {
     schema: matching(/^AC[0-9a-f]{32}$/, "must be AC followed by 32 lower-case hexadecimal digits"),
     optional: false,
