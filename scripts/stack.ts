@@ -16,7 +16,7 @@
 // Ports: [api] port and [db] port of supabase/config.toml; STACK_API_PORT / STACK_DB_PORT override
 // them. The gateway's pid is in .stack/gateway.pid whichever command started it.
 import { join } from "node:path";
-import { type Cluster, clusterAt, resolveHome, stopCluster } from "./local-supabase/cluster.ts";
+import { type Cluster, clusterAt, psql, resolveHome, stopCluster } from "./local-supabase/cluster.ts";
 import { FUNCTIONS_ENV_FILE, loadOrCreateFunctionsEnv, toDotenv } from "./local-supabase/local-config.ts";
 import {
   loadOrCreateStackKeys,
@@ -78,6 +78,27 @@ function stackEnv(s: Stack): Record<string, string> {
 /** Database up: initialised completely (or redone), migrated; seeded the first time only. */
 async function databaseUp(s: Stack): Promise<void> {
   await ensureStackDatabase(s.cluster, { portSetting: "STACK_DB_PORT" });
+  await vaultSecretsUp(s);
+}
+
+/**
+ * The Vault secrets scheduled jobs call functions with (README, "Deploying"), as an operator creates
+ * them on a hosted project: this stack's functions URL and its secret key (billing-sync's 04:00 run).
+ * Set at every start: the ports and the keys may have changed.
+ */
+async function vaultSecretsUp(s: Stack): Promise<void> {
+  const secrets: Record<string, string> = { functions_url: `${s.apiUrl}/functions/v1`, service_secret_key: s.keys.secretKey };
+  for (const [name, value] of Object.entries(secrets)) {
+    if (!/^[A-Za-z0-9_:/.-]+$/.test(value)) throw new Error(`vault secret ${name}: unexpected characters`);
+    await psql(s.cluster, `
+      do $$ begin
+        if exists (select from vault.secrets where name = '${name}') then
+          perform vault.update_secret((select id from vault.secrets where name = '${name}'), '${value}');
+        else
+          perform vault.create_secret('${value}', '${name}');
+        end if;
+      end $$`);
+  }
 }
 
 /** The stack's gateway: the project's functions with supabase/functions/.env (+ the fakes' URLs), on the [api] port. */
