@@ -362,13 +362,18 @@ Deno.test("billing-sync: a tenant admin syncs their own customer only (3 calls),
       assert.equal(again.body.error, "too_soon");
       assert.ok(Number(again.body.retry_after_seconds) > 0);
 
-      // Two full runs at once: the second finds the first's lease.
+      // Two full runs at once: the second finds the first's lease. The first meets a 429 asking for
+      // 2 s on its first page, so it surely still holds the run when the second asks.
+      await stripe.rateLimit(1, { route: "GET /v1/events", retry_after: 2 });
       const [one, two] = await Promise.all([post({}), post({})]);
       assert.deepEqual([one.status, two.status].sort(), [200, 409]);
       const refused = one.status === 409 ? one : two;
       assert.equal(refused.body.error, "sync_in_progress");
+      assert.equal(refused.body.run_id, (one.status === 200 ? one : two).body.run_id, "the run the other invocation holds");
+      assert.equal((one.status === 200 ? one : two).body.status, "complete");
       void seeded;
     } finally {
+      await stripe.rateLimit(0);
       await removeTenants(sql, tenants);
       await unmarkAll(sql);
       await stripe.reset();
