@@ -76,7 +76,9 @@ export const handler = handle(async (req, { requestId }) => {
   const from = one("From");
   const to = one("To");
   if (!callSid || !/^CA[0-9A-Za-z]{1,62}$/.test(callSid)) throw badRequest("CallSid is missing or malformed");
-  if (!from || from.length > 64) throw badRequest("From is missing or malformed");
+  // From is kept as Twilio sends it (a caller id may be "anonymous" or a SIP URI), but never with
+  // control characters (U+0000 cannot be stored in PostgreSQL text at all).
+  if (!from || from.length > 64 || /\p{Cc}/u.test(from)) throw badRequest("From is missing or malformed");
   if (!to || !E164.test(to)) throw badRequest("To is missing or not an E.164 number");
   const callStatus = (one("CallStatus") ?? "ringing").toLowerCase();
   if (!CALL_STATUSES.has(callStatus)) throw badRequest("CallStatus is not a Twilio call status");

@@ -237,6 +237,8 @@ Deno.test("sms-inbound (gateway): malformed or forged webhooks → 4xx, never 5x
       ["no MessageSid", 400, () => signedRequest(URL_INBOUND, { From: p.From, To: p.To, Body: p.Body })],
       ["no Body", 400, () => signedRequest(URL_INBOUND, { MessageSid: p.MessageSid, From: p.From, To: p.To })],
       ["over 1 MiB", 413, () => signedRequest(URL_INBOUND, { ...p, Body: "x".repeat(1024 * 1024 + 1) })],
+      // PostgreSQL text (and jsonb) cannot hold U+0000: refused as input, not a 500.
+      ["NUL in the body, signed", 400, () => signedRequest(URL_INBOUND, { ...p, Body: "ST\u0000OP" })],
     ];
     const before = await counts(sql);
     for (const [name, status, make] of cases) {

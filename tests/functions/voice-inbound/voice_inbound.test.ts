@@ -203,6 +203,9 @@ Deno.test("voice-inbound: malformed input → 4xx (405, 415, 400, 413), never 5x
   }
   const badDial = { CallSid: sid, From: "+15145550186", To: OUR_NUMBER, DialCallStatus: "exploded" };
   assert.equal((await postForm(badDial, new URLSearchParams(badDial).toString())).status, 400);
+  // A control character (U+0000 cannot even be stored in PostgreSQL text): refused, not a 500.
+  const nulFrom = { CallSid: sid, From: "+1514\u00005550186", To: OUR_NUMBER, CallStatus: "ringing" };
+  assert.equal((await postForm(nulFrom, new URLSearchParams(nulFrom).toString())).status, 400);
 
   const invalidUtf8 = new Uint8Array([...new TextEncoder().encode(`CallSid=${sid}&From=%2B15145550186&To=`), 0xff, 0xfe]);
   assert.equal((await postForm({}, invalidUtf8)).status, 400);

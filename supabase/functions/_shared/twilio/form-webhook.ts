@@ -58,7 +58,8 @@ export function requireMessageSid(value: string): string {
 
 /** A PostgreSQL invalid_parameter_value raised by our SQL functions' input checks is the caller's fault: 400. */
 export function sqlInputError(error: unknown): never {
-  if ((error as { code?: unknown })?.code === "22023") {
+  // 22023 our functions' own refusals; 22P05 / 22021 a character PostgreSQL text cannot hold (U+0000).
+  if (["22023", "22P05", "22021"].includes(String((error as { code?: unknown })?.code))) {
     throw new HttpError(400, "bad_request", "the webhook's parameters were refused");
   }
   throw error;
