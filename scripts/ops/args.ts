@@ -1,5 +1,5 @@
 // Option value checks shared by the commands (commander argParser functions: a bad value is a
-// usage error naming the option, exit 2), and the "exactly one of" rules commander has no word for.
+// usage error naming the option, exit 64), and the "exactly one of" rules commander has no word for.
 import { InvalidArgumentError } from "commander";
 import { isValidPhoneNumber } from "libphonenumber-js";
 import { UsageError } from "./command.ts";

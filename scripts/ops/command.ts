@@ -7,19 +7,23 @@ import type { Command } from "commander";
 import type { Output } from "./output.ts";
 import type { Target } from "./target.ts";
 
-/** Exit codes (scripts/ops/README.md). A command may return others (e.g. a status: 0/1/2). */
+/**
+ * Exit codes (scripts/ops/README.md). Usage and unexpected errors take the BSD sysexits.h values
+ * (EX_USAGE 64, EX_SOFTWARE 70), so that the small codes stay free for commands whose result is a
+ * verdict: `status` exits 0/1/2 for ok/degraded/down (issue 16) through `Outcome.exitCode`.
+ */
 export const EXIT = {
   /** Done. */
   ok: 0,
   /** The operation ran and failed or was refused (provider error, every recipient skipped, target unreachable). */
   failed: 1,
-  /** Bad or missing arguments, or a target configuration lacking what the command needs: nothing was sent. */
-  usage: 2,
-  /** A bug: one line on stderr (OPS_DEBUG=1 adds the stack trace). */
-  unexpected: 3,
+  /** EX_USAGE: bad or missing arguments, or a target configuration lacking what the command needs: nothing was sent. */
+  usage: 64,
+  /** EX_SOFTWARE: a bug; one line on stderr (OPS_DEBUG=1 adds the stack trace). */
+  unexpected: 70,
 } as const;
 
-/** Bad or missing arguments: one usage line and a hint on stderr, exit 2. */
+/** Bad or missing arguments: one usage line and a hint on stderr, exit 64 (EX_USAGE). */
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);
@@ -27,7 +31,7 @@ export class UsageError extends Error {
   }
 }
 
-/** The target (local stack or --env-file) lacks or mangles what the command needs: exit 2, nothing sent. */
+/** The target (local stack or --env-file) lacks or mangles what the command needs: exit 64, nothing sent. */
 export class TargetConfigError extends Error {
   constructor(message: string) {
     super(message);

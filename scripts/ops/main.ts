@@ -29,8 +29,9 @@ plus SUPABASE_URL and SUPABASE_SECRET_KEY; SUPABASE_DB_URL optional).
 Output: readable tables; --json prints one JSON document on stdout and nothing else there
 (use \`npm run -s ops -- … --json\` so npm prints no banner).
 
-Exit codes: 0 done · 1 the operation failed or was refused · 2 bad arguments or target settings
-(nothing sent) · 3 unexpected error (OPS_DEBUG=1 shows its stack trace).
+Exit codes: 0 done · 1 the operation failed or was refused · 64 bad arguments or target settings
+(nothing sent) · 70 unexpected error (OPS_DEBUG=1 shows its stack trace). A command whose result
+is a verdict may use its own small codes: its --help says so.
 More: scripts/ops/README.md`;
 
 interface Failure {

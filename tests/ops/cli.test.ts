@@ -1,6 +1,6 @@
-// `npm run ops` as a program: help, usage errors (one usage line and a hint on stderr, exit 2, no
+// `npm run ops` as a program: help, usage errors (one usage line and a hint on stderr, exit 64, no
 // stack trace, nothing on stdout), target errors (--env-file missing or lacking a variable: named,
-// never its value), an unreachable target (exit 1), unexpected errors (exit 3, stack trace only
+// never its value), an unreachable target (exit 1), unexpected errors (exit 70, stack trace only
 // with OPS_DEBUG=1), and the registry: a command group is one module and one line.
 import assert from "node:assert/strict";
 import { main } from "../../scripts/ops/main.ts";
@@ -11,7 +11,7 @@ import { hostedValues, ops, STACK_TRACE, withEnvFile } from "./_ops.ts";
 
 /** stderr of a usage error: the error, the usage line, the hint. */
 function assertUsage(run: { code: number; stdout: string; stderr: string }, command: string, error: RegExp) {
-  assert.equal(run.code, 2, `exit 2 expected:\n${run.stderr}`);
+  assert.equal(run.code, 64, `exit 64 (EX_USAGE) expected:\n${run.stderr}`);
   assert.equal(run.stdout, "", "nothing on stdout");
   const lines = run.stderr.trimEnd().split("\n");
   assert.equal(lines.length, 3, `three lines (error, usage, hint):\n${run.stderr}`);
@@ -27,7 +27,8 @@ Deno.test("ops --help: the commands, the target, the exit codes, on stdout, exit
   assert.equal(run.code, 0);
   assert.match(run.stdout, /^Usage: npm run ops -- \[--json\] \[--env-file <file>\] <command> \[options\]/);
   for (const name of ["sms", "voice"]) assert.match(run.stdout, new RegExp(`^  ${name}\\s`, "m"));
-  assert.match(run.stdout, /Exit codes: 0 done · 1 the operation failed or was refused · 2 bad arguments/);
+  assert.match(run.stdout, /Exit codes: 0 done · 1 the operation failed or was refused · 64 bad arguments/);
+  assert.match(run.stdout, /70 unexpected error/);
   assert.equal(run.stderr, "");
   const sub = await ops(["sms", "send", "--help"]);
   assert.equal(sub.code, 0);
@@ -36,7 +37,7 @@ Deno.test("ops --help: the commands, the target, the exit codes, on stdout, exit
   assert.match(sub.stdout, /Examples:\n {2}npm run ops -- sms send --to \+15145550100/);
 });
 
-Deno.test("ops: no command, an unknown command, a group without its command → usage, exit 2", async () => {
+Deno.test("ops: no command, an unknown command, a group without its command → usage, exit 64", async () => {
   assertUsage(await ops([]), "", /a command is required: sms, voice/);
   assertUsage(await ops(["smss"]), "", /unknown command 'smss'/);
   assertUsage(await ops(["sms"]), "sms", /a command is required: send, simulate-inbound/);
@@ -45,7 +46,7 @@ Deno.test("ops: no command, an unknown command, a group without its command → 
   assertUsage(await ops(["--json", "sms"]), "sms", /a command is required/);
 });
 
-Deno.test("ops sms send: bad or missing arguments → the error, the usage line, a hint; exit 2; nothing sent", async () => {
+Deno.test("ops sms send: bad or missing arguments → the error, the usage line, a hint; exit 64; nothing sent", async () => {
   assertUsage(await ops(["sms", "send", "--to", "5145550100", "--body", "x"]), "sms send", /--to <E\.164>.*not a phone number in E\.164 form/);
   assertUsage(await ops(["sms", "send", "--body", "x"]), "sms send", /one of --to, --worker, --site is required/);
   assertUsage(
@@ -66,7 +67,7 @@ Deno.test("ops sms send: bad or missing arguments → the error, the usage line,
   assertUsage(await ops(["sms", "send", "--to"]), "sms send", /option '--to <E\.164>' argument missing/);
 });
 
-Deno.test("ops sms simulate-inbound / voice simulate-call: missing or bad arguments → usage, exit 2", async () => {
+Deno.test("ops sms simulate-inbound / voice simulate-call: missing or bad arguments → usage, exit 64", async () => {
   assertUsage(await ops(["sms", "simulate-inbound", "--body", "STOP"]), "sms simulate-inbound", /required option '--from <E\.164>'/);
   assertUsage(await ops(["sms", "simulate-inbound", "--from", "+15145550152"]), "sms simulate-inbound", /required option '--body <text>'/);
   assertUsage(
@@ -87,9 +88,9 @@ Deno.test("ops sms simulate-inbound / voice simulate-call: missing or bad argume
   );
 });
 
-Deno.test("ops --env-file: a missing file, or one lacking / mangling a variable → the names and why, never a value; exit 2", async () => {
+Deno.test("ops --env-file: a missing file, or one lacking / mangling a variable → the names and why, never a value; exit 64", async () => {
   const missing = await ops(["--env-file", "/nonexistent/prod.env", "sms", "send", "--to", "+15145550100", "--body", "x"]);
-  assert.equal(missing.code, 2);
+  assert.equal(missing.code, 64);
   assert.equal(missing.stdout, "");
   assert.equal(missing.stderr, "ops sms send: --env-file /nonexistent/prod.env does not exist\n");
 
@@ -97,7 +98,7 @@ Deno.test("ops --env-file: a missing file, or one lacking / mangling a variable 
   const { SUPABASE_URL: _url, SUPABASE_SECRET_KEY: _key, ...withoutSupabase } = values;
   await withEnvFile(withoutSupabase, async (file) => {
     const run = await ops(["--env-file", file, "sms", "send", "--to", "+15145550100", "--body", "x"]);
-    assert.equal(run.code, 2, run.stderr);
+    assert.equal(run.code, 64, run.stderr);
     assert.equal(run.stdout, "");
     assert.match(run.stderr, new RegExp(`^ops sms send: --env-file ${file}: SUPABASE_URL is not set`));
     assert.match(run.stderr, /SUPABASE_SECRET_KEY is not set/);
@@ -108,7 +109,7 @@ Deno.test("ops --env-file: a missing file, or one lacking / mangling a variable 
 
   await withEnvFile({ ...values, TWILIO_AUTH_TOKEN: "not-a-real-token-4f1e" }, async (file) => {
     const run = await ops(["--env-file", file, "sms", "simulate-inbound", "--from", "+15145550152", "--body", "STOP"]);
-    assert.equal(run.code, 2, run.stderr);
+    assert.equal(run.code, 64, run.stderr);
     assert.match(run.stderr, /TWILIO_AUTH_TOKEN must be 32 lower-case hexadecimal digits \(needed by sms simulate-inbound\)/);
     assert.ok(!run.stderr.includes("not-a-real-token-4f1e"));
     assert.ok(!run.stderr.includes(values.SUPABASE_SECRET_KEY));
@@ -116,17 +117,17 @@ Deno.test("ops --env-file: a missing file, or one lacking / mangling a variable 
 
   await withEnvFile({ ...values, SUPABASE_SECRET_KEY: "sk_test_notasupabasekey" }, async (file) => {
     const run = await ops(["--env-file", file, "sms", "send", "--to", "+15145550100", "--body", "x"]);
-    assert.equal(run.code, 2);
+    assert.equal(run.code, 64);
     assert.match(run.stderr, /SUPABASE_SECRET_KEY must be a secret API key \(sb_secret_…\)/);
     assert.ok(!run.stderr.includes("sk_test_notasupabasekey"));
   });
 });
 
-Deno.test("ops: no local stack here (state folder without keys) → exit 2 saying to run npm start", async () => {
+Deno.test("ops: no local stack here (state folder without keys) → exit 64 saying to run npm start", async () => {
   const empty = await Deno.makeTempDir({ prefix: "ops-no-stack-" });
   try {
     const run = await ops(["sms", "send", "--to", "+15145550100", "--body", "x"], { env: { STACK_STATE_DIR: empty } });
-    assert.equal(run.code, 2, run.stderr);
+    assert.equal(run.code, 64, run.stderr);
     assert.match(run.stderr, /^ops sms send: no local stack here \(.*keys\.json is missing\): start it with `npm start`/);
     assert.doesNotMatch(run.stderr, STACK_TRACE);
   } finally {
@@ -215,14 +216,18 @@ Deno.test("ops dispatcher: a new group is one entry; human and --json output; ex
   assert.deepEqual(JSON.parse(s.out), { ok: false, word: "fail", json: true });
   assert.equal(s.err, "ops demo echo: asked to fail\n");
 
+  // A verdict's own small code (status: 2 = down) is never confused with a usage error (64).
   s = memoryStreams();
   assert.equal(await main(["demo", "status"], s, [testGroup]), 2);
   assert.equal(s.err, "ops demo status: down\n");
+  s = memoryStreams();
+  assert.equal(await main(["demo", "status", "--bogus"], s, [testGroup]), 64);
+  assert.match(s.err, /^ops demo status: unknown option '--bogus'\nusage: /);
 });
 
-Deno.test("ops dispatcher: an unexpected error → one line, exit 3; OPS_DEBUG=1 adds the stack trace", async () => {
+Deno.test("ops dispatcher: an unexpected error → one line, exit 70; OPS_DEBUG=1 adds the stack trace", async () => {
   let s = memoryStreams();
-  assert.equal(await main(["demo", "boom"], s, [testGroup]), EXIT.unexpected);
+  assert.equal(await main(["demo", "boom"], s, [testGroup]), 70, "EX_SOFTWARE");
   assert.equal(s.err, "ops demo boom: unexpected error: TypeError: cannot read properties of undefined (OPS_DEBUG=1 shows the stack trace)\n");
   assert.equal(s.out, "");
   s = memoryStreams({ OPS_DEBUG: "1" });
