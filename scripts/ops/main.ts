@@ -92,7 +92,7 @@ export async function main(
 
   const program = configure(new Command(INVOCATION), "<command> [options]");
   program
-    .description("Operations runbook: SMS and voice checks against the local stack or a hosted project")
+    .description("Operations runbook: SMS, voice and billing checks against the local stack or a hosted project")
     .usage(`${GLOBAL_USAGE} <command> [options]`)
     .option("--json", "machine-readable output: one JSON document on stdout")
     .addOption(

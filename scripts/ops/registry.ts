@@ -2,10 +2,12 @@
 // module (see sms.ts: `export default defineGroup({ name, summary, commands: [...] })`, or a single
 // `defineCommand`) and one line here.
 import type { OpsEntry } from "./command.ts";
+import billing from "./billing.ts";
 import sms from "./sms.ts";
 import voice from "./voice.ts";
 
 export const REGISTRY: OpsEntry[] = [
   sms,
   voice,
+  billing,
 ];

@@ -13,6 +13,7 @@
 // them (`need`), and an error names each missing or malformed variable and why, never a value.
 import postgres from "postgres";
 import { parseDotenv } from "../local-supabase/gateway/config.ts";
+import { mintUserSessionToken, readStackKeys } from "../local-supabase/keys.ts";
 import { readStackEnv, StackNotFoundError } from "../local-supabase/stack-env.ts";
 import {
   type SettingName,
@@ -31,6 +32,8 @@ export type TargetValues = Settings & { SUPABASE_SECRET_KEY: string };
 export type TargetSource = { kind: "local" } | { kind: "env-file"; files: string[] };
 
 const SECRET_KEY = /^sb_secret_[A-Za-z0-9_-]{8,}$/;
+/** What _shared/env.ts accepts as a local (http) host. */
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
 export class Target {
   readonly #vars: Record<string, string>;
@@ -101,6 +104,51 @@ export class Target {
     this.need(purpose, "SUPABASE_URL");
     this.optional(purpose, "FUNCTIONS_PUBLIC_URL");
     return `${functionsPublicBaseUrl(this.#settings)}/${name}`;
+  }
+
+  /**
+   * Whether SUPABASE_URL is on a loopback host: a local stack (`npm start`, the test runner's), where
+   * a command may create test data. A hosted project never is.
+   */
+  isLoopback(purpose: string): boolean {
+    const { SUPABASE_URL } = this.need(purpose, "SUPABASE_URL");
+    return LOOPBACK_HOSTS.has(new URL(SUPABASE_URL).hostname);
+  }
+
+  /**
+   * A user session token for `userId`, minted exactly as `npm run stack -- token` mints it
+   * (keys.ts mintUserSessionToken: ES256 with the stack's signing key, issuer
+   * `${SUPABASE_URL}/auth/v1`), from the keys file LOCAL_STACK_KEYS_FILE names (the local stack's;
+   * `npm run stack -- env` prints it, so an env file made from it works too). A hosted project's
+   * private signing key never leaves Supabase: there, a TargetConfigError.
+   */
+  /** Whether mintUserToken can work: the target names the local stack's keys file (LOCAL_STACK_KEYS_FILE). */
+  get canMintUserTokens(): boolean {
+    return Boolean(this.#vars.LOCAL_STACK_KEYS_FILE?.trim());
+  }
+
+  async mintUserToken(purpose: string, userId: string, opts: { email?: string; lifetimeSeconds?: number } = {}): Promise<string> {
+    const { SUPABASE_URL } = this.need(purpose, "SUPABASE_URL");
+    const file = this.#vars.LOCAL_STACK_KEYS_FILE?.trim();
+    if (!file) {
+      throw new TargetConfigError(
+        `${this.#where()}: cannot mint a user session token: that needs the local stack's signing key ` +
+          `(LOCAL_STACK_KEYS_FILE), and a hosted project's private key never leaves Supabase (needed by ${purpose})`,
+      );
+    }
+    let keys;
+    try {
+      keys = await readStackKeys(file);
+    } catch (error) {
+      const why = error instanceof Deno.errors.NotFound ? "does not exist" : "cannot be read or is damaged";
+      throw new TargetConfigError(`${this.#where()}: the keys file LOCAL_STACK_KEYS_FILE names ${why} (needed by ${purpose})`);
+    }
+    return await mintUserSessionToken(keys.signingKey, {
+      supabaseUrl: SUPABASE_URL,
+      userId,
+      email: opts.email,
+      lifetimeSeconds: opts.lifetimeSeconds ?? 600,
+    });
   }
 
   /** Whether the database can be read (SUPABASE_DB_URL given: always locally, optional in an env file). */

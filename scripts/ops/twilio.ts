@@ -1,7 +1,7 @@
-// Calling our functions as `npm run ops` does: with the secret API key (send-sms…), or as Twilio
-// calls its webhooks (sms-inbound, voice-inbound), signed by the fake Twilio's own code
-// (scripts/fakes/twilio.ts: postSignedTwilioForm and the webhook parameter builders), and reading
-// the TwiML they answer.
+// Calling our functions as `npm run ops` does: with the secret API key (send-sms…), as a signed-in
+// user (billing-checkout), or as Twilio calls its webhooks (sms-inbound, voice-inbound), signed by
+// the fake Twilio's own code (scripts/fakes/twilio.ts: postSignedTwilioForm and the webhook
+// parameter builders), and reading the TwiML they answer.
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { postSignedTwilioForm, type TwilioWebhookAccount } from "../fakes/twilio.ts";
 import { OperationFailed } from "./command.ts";
@@ -73,6 +73,36 @@ export async function callFunctionAsService(
       body: JSON.stringify(body),
       redirect: "manual",
       // Hosted functions stop at 150 s (free plan); a little more, so their own answer arrives.
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 160_000),
+    });
+  } catch (error) {
+    throw unreachable(target, url, connectionReason(error));
+  }
+  const text = await res.text();
+  return { url, status: res.status, requestId: res.headers.get("x-request-id") ?? undefined, text, json: parseJson(text) };
+}
+
+/**
+ * POSTs JSON to one of our functions as a signed-in user (`Authorization: Bearer <session token>`),
+ * as the web app calls billing-checkout; the token is never printed.
+ */
+export async function callFunctionAsUser(
+  target: Target,
+  purpose: string,
+  name: string,
+  body: unknown,
+  token: string,
+  opts: { timeoutMs?: number } = {},
+): Promise<FunctionAnswer> {
+  const { SUPABASE_URL } = target.need(purpose, "SUPABASE_URL");
+  const url = `${SUPABASE_URL}/functions/v1/${name}`;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify(body),
+      redirect: "manual",
       signal: AbortSignal.timeout(opts.timeoutMs ?? 160_000),
     });
   } catch (error) {

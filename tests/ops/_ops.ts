@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { dirname } from "node:path";
 import { env, type Sql, withDb } from "../_helpers.ts";
 import { fixtureSettings } from "../functions/twilio_helpers.ts";
+import { StripeFakeControl } from "../../scripts/fakes/stripe-control.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const FIXTURE_ENV_FILE = fileURLToPath(new URL("../fixtures/functions/.env.test", import.meta.url));
@@ -119,6 +120,27 @@ export async function withTenant<T>(label: string, fn: (f: TenantFixture) => Pro
         return id;
       },
     });
+  });
+}
+
+/**
+ * Removes a tenant made by a test (or by `billing checkout-test`) with its billing rows, once the
+ * runner's fake Stripe has delivered every event (stripe-webhook writes them), and its users that
+ * belong to no other tenant. Audit rows and billing_events stay (append-only / no tenant).
+ */
+export async function removeTenant(tenantId: string): Promise<void> {
+  const base = Deno.env.get("STRIPE_API_BASE");
+  if (base) await new StripeFakeControl(base).settled().catch(() => undefined);
+  await withDb(async (sql) => {
+    const users = (await sql<{ user_id: string }[]>`select user_id::text from public.tenant_members where tenant_id = ${tenantId}`)
+      .map((r) => r.user_id);
+    await sql`delete from public.invoices where tenant_id = ${tenantId}`;
+    await sql`delete from public.subscriptions where tenant_id = ${tenantId}`;
+    await sql`delete from public.customers where tenant_id = ${tenantId}`;
+    await sql`delete from public.tenants where id = ${tenantId}`;
+    for (const uid of users) {
+      await sql`delete from auth.users where id = ${uid} and not exists (select from public.tenant_members where user_id = ${uid})`;
+    }
   });
 }
 

@@ -26,7 +26,7 @@ Deno.test("ops --help: the commands, the target, the exit codes, on stdout, exit
   const run = await ops(["--help"]);
   assert.equal(run.code, 0);
   assert.match(run.stdout, /^Usage: npm run ops -- \[--json\] \[--env-file <file>\] <command> \[options\]/);
-  for (const name of ["sms", "voice"]) assert.match(run.stdout, new RegExp(`^  ${name}\\s`, "m"));
+  for (const name of ["sms", "voice", "billing"]) assert.match(run.stdout, new RegExp(`^  ${name}\\s`, "m"));
   assert.match(run.stdout, /Exit codes: 0 done · 1 the operation failed or was refused · 64 bad arguments/);
   assert.match(run.stdout, /70 unexpected error/);
   assert.equal(run.stderr, "");
@@ -38,7 +38,7 @@ Deno.test("ops --help: the commands, the target, the exit codes, on stdout, exit
 });
 
 Deno.test("ops: no command, an unknown command, a group without its command → usage, exit 64", async () => {
-  assertUsage(await ops([]), "", /a command is required: sms, voice/);
+  assertUsage(await ops([]), "", /a command is required: sms, voice, billing/);
   assertUsage(await ops(["smss"]), "", /unknown command 'smss'/);
   assertUsage(await ops(["sms"]), "sms", /a command is required: send, simulate-inbound/);
   assertUsage(await ops(["voice", "call"]), "voice", /unknown command 'call'/);
@@ -237,7 +237,7 @@ Deno.test("ops dispatcher: an unexpected error → one line, exit 70; OPS_DEBUG=
 });
 
 Deno.test("ops registry: the shipped groups, each command with a summary, a usage line and help that renders", async () => {
-  assert.deepEqual(REGISTRY.map((e) => e.name), ["sms", "voice"]);
+  assert.deepEqual(REGISTRY.map((e) => e.name), ["sms", "voice", "billing"]);
   for (const entry of REGISTRY) {
     const commands = entry.kind === "group" ? entry.commands : [entry];
     for (const c of commands) {
