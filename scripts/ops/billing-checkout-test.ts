@@ -124,8 +124,7 @@ async function adminOf(sql: postgres.Sql, tenantId: string): Promise<Admin | nul
  */
 async function createTestTenant(sql: postgres.Sql): Promise<Admin> {
   const tag = crypto.randomUUID().slice(0, 8);
-  const stamp = new Date().toISOString().slice(0, 16).replace("T", " ");
-  const name = `${TEST_TENANT_PREFIX} ${stamp} UTC #${tag}`;
+  const name = `${TEST_TENANT_PREFIX} #${tag}`;
   const userId = crypto.randomUUID();
   const email = `checkout-test-${tag}@example.test`;
   const tenantId = await sql.begin(async (tx) => {
@@ -312,7 +311,7 @@ const checkoutTest = defineCommand({
   summary: "the guide's Stripe checkout test, end to end on the local stack: billing-checkout, a test card, the webhook, the rows",
   usage: "[--tenant <uuid>] [--plan <monthly|annual>] [--additional-sites <n>] [--card <4242…|declined|3ds>] [--no-complete] [--wait <seconds>]",
   help: "As a tenant admin (an owner or admin of --tenant; without it, a new test tenant named " +
-    `"${TEST_TENANT_PREFIX} <time>" with an admin user checkout-test-…@example.test, created in the local ` +
+    `"${TEST_TENANT_PREFIX} #<tag>" with an admin user checkout-test-<tag>@example.test, created in the local ` +
     "database), with a session token minted as `npm run stack -- token` mints it: calls billing-checkout " +
     "through the gateway, pays the Checkout Session in the fake Stripe with the test card (3-D Secure " +
     "authenticated), waits for stripe-webhook to apply the events, and shows the customers, subscriptions " +
@@ -416,13 +415,17 @@ const checkoutTest = defineCommand({
       checks: [],
     };
     const lines: [string, string][] = [];
-    if (who.tenant) lines.push(["Tenant", `${who.tenant.name ? `${who.tenant.name} · ` : ""}${who.tenant.id}${who.tenant.created ? " (created: a test tenant)" : ""}`]);
+    if (who.tenant) {
+      if (who.tenant.name) lines.push(["Tenant", `${who.tenant.name}${who.tenant.created ? " (created: a test tenant)" : ""}`]);
+      lines.push(["Tenant id", who.tenant.id]);
+    }
     lines.push([
       "Admin",
       who.admin.token === "OPS_USER_TOKEN"
-        ? `user ${who.admin.user_id} (the session in OPS_USER_TOKEN)`
-        : `${who.admin.email ?? who.admin.user_id} · ${who.admin.role} · ${who.admin.user_id}${who.admin.created ? " (created)" : ""} · token minted`,
+        ? "the session in OPS_USER_TOKEN"
+        : `${who.admin.email ?? "—"} (${who.admin.role}${who.admin.created ? ", created" : ""}; session token minted)`,
     ]);
+    lines.push(["Admin id", who.admin.user_id]);
     lines.push(["Bought", `${plan} plan + ${addons} additional site${addons === 1 ? "" : "s"}`]);
     let rows: TenantBilling | null = null;
     let events: BillingEventRow[] = [];
@@ -454,7 +457,8 @@ const checkoutTest = defineCommand({
       lines.push(["billing-checkout", describeFailure(answer)]);
       return { ok: false, data, failure: `billing-checkout refused: ${describeFailure(answer)}`, render: view };
     }
-    lines.push(["billing-checkout", `HTTP 200 · ${session.session_id} · customer ${session.customer}`]);
+    lines.push(["billing-checkout", `HTTP 200 · customer ${session.customer}`]);
+    lines.push(["Session", session.session_id]);
     if (!who.tenant && session.tenant_id) {
       who.tenant = { id: session.tenant_id, name: "", created: false };
       data.tenant = who.tenant;

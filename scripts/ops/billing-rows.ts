@@ -150,10 +150,10 @@ export function money(cents: number | null | undefined, currency: string): strin
 
 export const PLAN_OF_INTERVAL: Record<string, string> = { month: "monthly", year: "annual" };
 
-/** "plan ×1 · site add-on ×2" */
+/** "plan ×1 · site add-on ×2" (the price ids are in --json). */
 export function describeItems(items: SubscriptionItemRow[]): string {
-  const label = { plan: "plan", addon_site: "site add-on", other: "other" } as const;
-  return items.map((i) => `${label[i.kind] ?? i.kind} ×${i.quantity} (${i.stripe_price_id})`).join("\n") || "no items";
+  const label = { plan: "plan", addon_site: "site add-on", other: "other price" } as const;
+  return items.map((i) => `${label[i.kind] ?? i.kind} ×${i.quantity}`).join(" · ") || "no items";
 }
 
 export function customerRows(c: CustomerRow | null): Cell[][] {

@@ -124,21 +124,25 @@ export function createOutput(streams: OutputStreams = processStreams()): Output 
 
 /**
  * Column widths for a terminal: natural widths; when the table is wider than the terminal, the
- * widest column whose text can wrap (it has spaces) narrows first. Ids (UUIDs, SIDs) never shrink:
- * they are copied into the next command.
+ * widest column whose text can wrap (it has spaces) narrows first, never below its longest word:
+ * cli-table3 cuts a word longer than its column ("…"), and ids, URLs and error codes must stay
+ * whole (they are copied into the next command). A table that cannot fit so is printed as plain
+ * columns.
  */
 function widths(head: string[] | undefined, rows: Cell[][]): { widths: number[]; fits: boolean } {
   const columns = Math.max(head?.length ?? 0, ...rows.map((r) => r.length));
   const lines = (i: number) => [head?.[i] ?? "", ...rows.flatMap((r) => text(r[i]).split("\n"))].map(stripVTControlCharacters);
-  const out = Array.from({ length: columns }, (_, i) => Math.max(...lines(i).map((l) => [...l].length)) + 2);
+  const length = (t: string) => [...t].length;
+  const out = Array.from({ length: columns }, (_, i) => Math.max(...lines(i).map(length)) + 2);
+  const floor = Array.from({ length: columns }, (_, i) => Math.max(14, ...lines(i).flatMap((l) => l.split(/\s+/)).map(length).map((n) => n + 2)));
   const wraps = Array.from({ length: columns }, (_, i) => rows.some((r) => /\s/.test(stripVTControlCharacters(text(r[i])).trim())));
   const budget = (process.stdout.columns || 100) - (columns + 1);
   let total = out.reduce((a, b) => a + b, 0);
   while (total > budget) {
-    const candidates = out.map((w, i) => (wraps[i] && w > 14 ? w : -1));
+    const candidates = out.map((w, i) => (wraps[i] && w > floor[i] ? w : -1));
     const widest = candidates.indexOf(Math.max(...candidates));
     if (candidates[widest] < 0) break;
-    const cut = Math.min(total - budget, out[widest] - 14);
+    const cut = Math.min(total - budget, out[widest] - floor[widest]);
     out[widest] -= cut;
     total -= cut;
   }
