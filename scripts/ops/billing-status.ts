@@ -1,8 +1,8 @@
 // `npm run ops -- billing status [--tenant <uuid>]`: billing as an operator checks it, from the
 // database only (it never calls Stripe): per tenant its Stripe customer, subscription (status, plan,
-// add-ons), sites used / allowed, last invoice, last webhook event and webhook failures in 24 h; and
-// the stripe-webhook ledger as a whole (events and failures in 24 h against the guide's < 1 %,
-// events still failing, parked, waiting).
+// add-ons), sites used / allowed, last invoice, last webhook event and webhook failures in 24 h; the
+// stripe-webhook ledger as a whole (events and failures in 24 h against the guide's < 1 %, events
+// still failing, parked, waiting); billing-sync's last run and last complete one (its drift report).
 import type { Command } from "commander";
 import type postgres from "postgres";
 import { uuid } from "./args.ts";
@@ -36,6 +36,8 @@ export interface TenantStatus {
     current_period_end: Date | null;
     cancel_at_period_end: boolean;
     addon_sites: number;
+    /** billing-sync found Stripe no longer lists it (kept, stamped). */
+    stripe_missing_since: Date | null;
   } | null;
   entitlement: { entitled: boolean; allowed_sites: number; used_sites: number; available_sites: number; grace_until: Date | null };
   last_invoice: {
@@ -67,6 +69,12 @@ export interface WebhookStatus {
   recent_failures: { stripe_event_id: string; type: string; outcome: string; attempts: number; error: string | null; received_at: Date }[];
 }
 
+/** billing-sync's daily reconciliation as its drift reports tell it (system_audit_logs, action billing_sync). */
+export interface SyncStatus {
+  last_run: { at: Date; run_id: string | null; status: string; drift: Record<string, Record<string, number>> | null; stop_reason: string | null; error: string | null } | null;
+  last_complete_at: Date | null;
+}
+
 /** Every tenant (or one), with what its billing looks like now. */
 export async function tenantStatuses(sql: postgres.Sql, tenantId: string | null): Promise<TenantStatus[]> {
   // The customer of each event: the webhook fills stripe_customer_id when it applies one, a failed
@@ -93,7 +101,7 @@ export async function tenantStatuses(sql: postgres.Sql, tenantId: string | null)
              'stripe_subscription_id', s.stripe_subscription_id, 'status', s.status,
              'plan', case s.plan_interval when 'month' then 'monthly' when 'year' then 'annual' end,
              'plan_interval', s.plan_interval, 'current_period_end', s.current_period_end,
-             'cancel_at_period_end', s.cancel_at_period_end,
+             'cancel_at_period_end', s.cancel_at_period_end, 'stripe_missing_since', s.stripe_missing_since,
              'addon_sites', coalesce((select sum(i.quantity) from public.subscription_items as i
                                        where i.subscription_id = s.id and i.kind = 'addon_site'), 0)) end as subscription,
            jsonb_build_object('entitled', be.entitled, 'allowed_sites', be.allowed_sites, 'used_sites', be.used_sites,
@@ -121,7 +129,11 @@ export async function tenantStatuses(sql: postgres.Sql, tenantId: string | null)
   return rows.map((r) => ({
     ...r,
     customer: r.customer && { ...r.customer, deleted_at: date(r.customer.deleted_at) },
-    subscription: r.subscription && { ...r.subscription, current_period_end: date(r.subscription.current_period_end) },
+    subscription: r.subscription && {
+      ...r.subscription,
+      current_period_end: date(r.subscription.current_period_end),
+      stripe_missing_since: date(r.subscription.stripe_missing_since),
+    },
     entitlement: { ...r.entitlement, grace_until: date(r.entitlement.grace_until) },
     last_invoice: r.last_invoice &&
       { ...r.last_invoice, created_at: date(r.last_invoice.created_at)!, paid_at: date(r.last_invoice.paid_at) },
@@ -155,6 +167,48 @@ export async function webhookStatus(sql: postgres.Sql, tenantCustomer?: string |
   };
 }
 
+/** The last full billing-sync run's report, and when one last completed (tenant runs do not count). */
+export async function syncStatus(sql: postgres.Sql): Promise<SyncStatus> {
+  const [last] = await sql<{ at: Date; details: Record<string, unknown> }[]>`
+    select created_at as at, details from public.system_audit_logs
+     where area = 'billing' and action = 'billing_sync' order by created_at desc, id desc limit 1`;
+  const [complete] = await sql<{ at: Date }[]>`
+    select created_at as at from public.system_audit_logs
+     where area = 'billing' and action = 'billing_sync' and details ->> 'status' = 'complete'
+     order by created_at desc, id desc limit 1`;
+  const d = last?.details ?? {};
+  const str = (v: unknown) => (typeof v === "string" ? v : null);
+  return {
+    last_run: last
+      ? {
+        at: last.at,
+        run_id: str(d.run_id),
+        status: str(d.status) ?? "unknown",
+        drift: typeof d.drift === "object" && d.drift !== null ? d.drift as Record<string, Record<string, number>> : null,
+        stop_reason: str(d.stop_reason),
+        error: str(d.error),
+      }
+      : null,
+    last_complete_at: complete?.at ?? null,
+  };
+}
+
+/** "customers +0 ~1 missing 0 · subscriptions …" from a drift report. */
+function describeDrift(drift: Record<string, Record<string, number>> | null): string {
+  if (!drift) return "—";
+  const order = ["customers", "subscriptions", "invoices"];
+  return Object.entries(drift)
+    .sort(([a], [b]) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99))
+    .map(([table, c]) => `${table}: ${c.created ?? 0} created, ${c.changed ?? 0} changed, ${c.missing ?? 0} missing`)
+    .join("\n");
+}
+
+function ago(d: Date | null): string {
+  if (!d) return "never";
+  const h = (Date.now() - new Date(d).getTime()) / 3_600_000;
+  return `${when(d)} (${h < 1 ? `${Math.max(0, Math.round(h * 60))} min` : `${Math.round(h)} h`} ago)`;
+}
+
 const pct = (r: number | null) => (r === null ? "—" : `${(r * 100).toFixed(r < 0.1 && r > 0 ? 2 : 1).replace(/\.0+$/, "")} %`);
 
 function subscriptionCell(t: TenantStatus, out: Output): string | null {
@@ -162,7 +216,8 @@ function subscriptionCell(t: TenantStatus, out: Output): string | null {
   if (!s) return null;
   const c = out.colors;
   const colour = s.status === "active" || s.status === "trialing" ? c.green : s.status === "past_due" ? c.yellow : c.red;
-  return colour(s.status) + (s.cancel_at_period_end ? ` (ends ${day(s.current_period_end)})` : "");
+  return colour(s.status) + (s.cancel_at_period_end ? ` (ends ${day(s.current_period_end)})` : "") +
+    (s.stripe_missing_since ? c.red(` (not in Stripe since ${day(s.stripe_missing_since)})`) : "");
 }
 
 function invoiceCell(t: TenantStatus): string | null {
@@ -175,7 +230,7 @@ function eventCell(t: TenantStatus): string | null {
   return e ? `${e.type} · ${e.outcome ?? "received"} · ${when(e.received_at)}` : null;
 }
 
-function render(out: Output, tenants: TenantStatus[], hooks: WebhookStatus, one: boolean): void {
+function render(out: Output, tenants: TenantStatus[], hooks: WebhookStatus, sync: SyncStatus, one: boolean): void {
   const c = out.colors;
   if (one) {
     const t = tenants[0];
@@ -224,6 +279,13 @@ function render(out: Output, tenants: TenantStatus[], hooks: WebhookStatus, one:
     ["Waiting", `${hooks.waiting}${hooks.waiting ? " (received, not applied yet: being applied, or waiting for a fetch)" : ""}`],
     ["Last event received", when(hooks.last_received_at)],
   ]);
+  out.heading("billing-sync (daily reconciliation, 04:00 Montréal)");
+  const r = sync.last_run;
+  out.fields([
+    ["Last complete run", ago(sync.last_complete_at)],
+    ["Last run", r ? `${when(r.at)} · ${r.status === "complete" ? r.status : c.yellow(r.status)}${r.stop_reason ? ` (${r.stop_reason})` : ""}${r.error ? ` · ${r.error}` : ""}` : "never"],
+    ["Its drift", r ? describeDrift(r.drift) : null],
+  ]);
   if (hooks.recent_failures.length) {
     out.heading("Failures of the last 24 h");
     out.table(
@@ -242,7 +304,8 @@ const status = defineCommand({
     "invoice, the last webhook event about its customer and the events that failed in the last 24 h; then " +
     "stripe-webhook as a whole: events and failures in 24 h against the operations guide's < 1 %, events " +
     "still failing (Stripe retries them), parked events (customers not tied to a tenant), the last ones " +
-    "with their error. With --tenant, one tenant in detail and its events only.",
+    "with their error; billing-sync's last full run (status, drift) and when one last completed. With " +
+    "--tenant, one tenant in detail and its events only.",
   examples: ["billing status", "billing status --tenant 11111111-1111-4111-8111-111111111111", "billing status --json"],
   options(cmd: Command) {
     cmd.allowExcessArguments(false).option("--tenant <uuid>", "one tenant, in detail", uuid);
@@ -257,17 +320,17 @@ const status = defineCommand({
       found = await target.withDb(NAME, async (sql) => {
         const tenants = await tenantStatuses(sql, tenantId);
         const scope = tenantId === null ? undefined : tenants[0]?.customer?.stripe_customer_id ?? null;
-        return { tenants, webhooks: await webhookStatus(sql, scope) };
+        return { tenants, webhooks: await webhookStatus(sql, scope), sync: await syncStatus(sql) };
       });
     } finally {
       progress.stop();
     }
-    const { tenants, webhooks } = found!;
+    const { tenants, webhooks, sync } = found!;
     if (tenantId !== null && tenants.length === 0) throw new OperationFailed(`no tenant ${tenantId} in the database`, { tenant_id: tenantId });
     return {
       ok: true,
-      data: { tenants, webhooks },
-      render: (out) => render(out, tenants, webhooks, tenantId !== null),
+      data: { tenants, webhooks, sync },
+      render: (out) => render(out, tenants, webhooks, sync, tenantId !== null),
     };
   },
 });

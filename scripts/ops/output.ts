@@ -60,7 +60,13 @@ export function processStreams(): OutputStreams {
 
 function writeAll(stream: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
   let at = 0;
-  while (at < bytes.length) at += stream.writeSync(bytes.subarray(at));
+  try {
+    while (at < bytes.length) at += stream.writeSync(bytes.subarray(at));
+  } catch (error) {
+    // The reader went away (`… | head`): nothing more to say to it, as a SIGPIPE'd program.
+    if (error instanceof Deno.errors.BrokenPipe) return;
+    throw error;
+  }
 }
 
 /** https://no-color.org: any non-empty NO_COLOR turns colours off; so does TERM=dumb. */

@@ -362,7 +362,19 @@ Deno.test("ops billing status: every tenant's billing and the webhook ledger (--
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stderr, "");
     const j = run.json as Json;
-    assert.deepEqual(Object.keys(j), ["ok", "target", "tenants", "webhooks"]);
+    assert.deepEqual(Object.keys(j), ["ok", "target", "tenants", "webhooks", "sync"]);
+    // billing-sync's last full run, as its drift report in the audit trail says (the billing-sync tests ran before).
+    assert.deepEqual(Object.keys(j.sync), ["last_run", "last_complete_at"]);
+    const [lastSync] = await withDb((sql) =>
+      sql`select created_at, details ->> 'status' as status from public.system_audit_logs
+           where area = 'billing' and action = 'billing_sync' order by created_at desc, id desc limit 1`
+    );
+    if (lastSync) {
+      assert.equal(j.sync.last_run.status, lastSync.status);
+      assert.equal(new Date(j.sync.last_run.at).getTime(), lastSync.created_at.getTime());
+    } else {
+      assert.equal(j.sync.last_run, null);
+    }
     assert.deepEqual(Object.keys(j.webhooks), [
       "events_24h", "failed_24h", "failing_now", "parked", "waiting", "last_received_at", "failure_rate_24h", "threshold", "recent_failures",
     ]);
@@ -399,8 +411,10 @@ Deno.test("ops billing status: every tenant's billing and the webhook ledger (--
     assert.match(one.stdout, /^Last 24 h\s+\d+ events, 0 failed at least once \(0 %; the guide's threshold: < 1 %\)$/m);
 
     const all = await ops(["billing", "status"]);
-    assert.match(all.stdout, /^Construction Boréal inc\.\s+cus_SeedBoreal01\s+active\s+monthly\s+1\s+2\/2\s+paid 228\.80 CAD/m);
+    // (The seed's Stripe objects are not in the fake: a full billing-sync run stamps them missing.)
+    assert.match(all.stdout, /^Construction Boréal inc\.\s+cus_SeedBoreal01\s+active( \(not in Stripe since [\d-]+\))?\s+monthly\s+1\s+2\/2\s+paid 228\.80 CAD/m);
     assert.match(all.stdout, /^Still failing\s+\d+ \(Stripe retries them\)$/m);
+    assert.match(all.stdout, /^billing-sync \(daily reconciliation, 04:00 Montréal\)\nLast complete run\s+(never|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+ (min|h) ago\))$/m);
     assert.match(all.stdout, /^evt_SeedLaurentidesPaymentFailed\s+invoice\.payment_failed\s+failed\s+0\s+card_declined: your card was declined/m);
   } finally {
     if (tenant) await removeTenant(tenant);
