@@ -11,6 +11,7 @@
 // the Checkout URL in a browser. --no-complete creates the session and prints that URL (any target).
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
+import { decodeJwt } from "jose";
 import type postgres from "postgres";
 import { StripeFakeControl, TEST_CARDS } from "../fakes/stripe-control.ts";
 import { oneOf, seconds, uuid } from "./args.ts";
@@ -148,11 +149,8 @@ class TenantProblem extends Error {}
 /** The `sub` of a session token, unverified (display only: billing-checkout verifies it). */
 function tokenSubject(token: string): string | null {
   try {
-    const payload = JSON.parse(new TextDecoder().decode(Uint8Array.from(
-      atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(token.split(".")[1].length / 4) * 4, "=")),
-      (c) => c.charCodeAt(0),
-    )));
-    return typeof payload.sub === "string" ? payload.sub : null;
+    const { sub } = decodeJwt(token);
+    return typeof sub === "string" ? sub : null;
   } catch {
     return null;
   }
