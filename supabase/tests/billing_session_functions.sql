@@ -3,7 +3,7 @@
 -- private.record_billing_session (area billing audit rows, no URL, failures carry details.error);
 -- both closed to the API roles.
 begin;
-select plan(17);
+select plan(19);
 
 select tests.create_tenant('Link A (test)', id => 'c0000000-0000-4000-8000-00000000000a');
 select tests.create_tenant('Link B (test)', id => 'c0000000-0000-4000-8000-00000000000b');
@@ -53,6 +53,20 @@ select throws_ok(
   '23505', null, 'a Stripe customer belongs to one tenant only');
 select throws_ok($$ select private.link_stripe_customer('{"tenant_id": "c0000000-0000-4000-8000-00000000000b"}') $$,
   '22023', 'link_stripe_customer: tenant_id and stripe_customer_id are required', 'stripe_customer_id is required');
+
+-- customer.created about a customer billing-checkout has just created, delivered before the link
+-- committed: stripe-webhook parked it (no tenant tied). The link replays it.
+insert into public.billing_events (stripe_event_id, type, created, livemode, payload, processed_at, outcome, stripe_customer_id)
+values ('evt_LinkB1created', 'customer.created', '2026-11-20T10:00:00Z', false,
+        '{"id": "evt_LinkB1created", "object": "event", "type": "customer.created", "created": 1763632800, "livemode": false,
+          "api_version": "2026-10-28.endive",
+          "data": {"object": {"id": "cus_LinkB1", "object": "customer", "email": "facturation@link-b.example.com",
+                              "created": 1763632800, "livemode": false, "metadata": {}}}}',
+        now(), 'parked', 'cus_LinkB1');
+select is(private.link_stripe_customer('{"tenant_id": "c0000000-0000-4000-8000-00000000000b", "stripe_customer_id": "cus_LinkB1"}') ->> 'linked',
+  'true', 'a customer with a parked event is linked');
+select is((select outcome from public.billing_events where stripe_event_id = 'evt_LinkB1created'), 'applied',
+  'the event parked before the link is replayed by it (not parked for good)');
 
 -- ---------------------------------------------------------------------------------------------
 -- record_billing_session

@@ -13,6 +13,7 @@ import { callerOf } from "../auth.ts";
 import { asService, asUser, type UserClaims } from "../db.ts";
 import { HttpError } from "../http.ts";
 import { Stripe } from "../stripe/client.ts";
+import { priceKinds } from "../stripe/objects.ts";
 
 export const UUID = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "must be a UUID");
 
@@ -204,7 +205,9 @@ export function stripeHttpError(error: InstanceType<typeof Stripe.errors.StripeE
 export async function linkCustomer(
   p: { tenant_id: string; stripe_customer_id: string; livemode: boolean; actor: string },
 ): Promise<string> {
-  const [row] = await asService((sql) => sql`select private.link_stripe_customer(${sql.json(p)}::jsonb) as r`);
+  // prices: so that events parked before the link (replayed by it) are applied as the webhook would.
+  const args = { ...p, prices: priceKinds() };
+  const [row] = await asService((sql) => sql`select private.link_stripe_customer(${sql.json(args)}::jsonb) as r`);
   return (row.r as { stripe_customer_id: string }).stripe_customer_id;
 }
 
