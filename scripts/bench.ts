@@ -9,11 +9,15 @@
 //   billing-sync  billing-sync's Stripe API calls for N objects per list against ceil(N/100) per
 //           list, time and CPU (scripts/bench/billing-sync.ts; `--objects=N` default 1050,
 //           `--rate=R` requests/s default 10)
+//   stripe  a signed Stripe event stream to our stripe-webhook and to @supabase/stripe-sync-engine,
+//           and pgbench -N (scripts/bench/stripe.ts; `--events=N`, `--rounds=R`, `--connections=C`, `--seconds=S`,
+//           `--seed=K`, `--no-prelink`, `--profile`)
 const benchmarks: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
   purge: () => import("./bench/purge.ts"),
   gateway: () => import("./bench/gateway.ts"),
   sms: () => import("./bench/sms.ts"),
   "billing-sync": () => import("./bench/billing-sync.ts"),
+  stripe: () => import("./bench/stripe.ts"),
 };
 
 const [name, ...args] = Deno.args;

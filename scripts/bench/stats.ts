@@ -1,9 +1,11 @@
 // What every benchmark needs: integer options, medians and percentiles, a sleep.
 
-/** `--name=N` from the arguments (else `fallback`); an integer of at least `min`, or a clear error. */
+/** `--name=N` or `--name N` from the arguments (else `fallback`); an integer of at least `min`, or a clear error. */
 export function intOption(args: string[], name: string, fallback: number, min: number): number {
   const arg = args.find((a) => a.startsWith(`--${name}=`));
-  const value = arg ? Number(arg.slice(name.length + 3)) : fallback;
+  const at = args.indexOf(`--${name}`);
+  const text = arg ? arg.slice(name.length + 3) : at >= 0 ? args[at + 1] ?? "" : undefined;
+  const value = text === undefined ? fallback : text.trim() === "" ? NaN : Number(text);
   if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be an integer >= ${min}`);
   return value;
 }
