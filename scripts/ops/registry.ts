@@ -3,11 +3,19 @@
 // `defineCommand`) and one line here.
 import type { OpsEntry } from "./command.ts";
 import billing from "./billing.ts";
+import audit from "./audit.ts";
+import incident from "./incident.ts";
+import purge from "./purge.ts";
 import sms from "./sms.ts";
 import voice from "./voice.ts";
+import rotateWebhookSecret from "./webhook-secret.ts";
 
 export const REGISTRY: OpsEntry[] = [
   sms,
   voice,
   billing,
+  audit,
+  purge,
+  rotateWebhookSecret,
+  incident,
 ];

@@ -28,21 +28,30 @@ export function localTargetEnv(): Record<string, string> {
   };
 }
 
-/** `deno run -A scripts/ops.ts …args` from the repository root, as `npm run ops -- …args` runs it. */
-export async function ops(args: string[], opts: { env?: Record<string, string> } = {}): Promise<OpsRun> {
-  const r = await new Deno.Command(Deno.execPath(), {
+/**
+ * `deno run -A scripts/ops.ts …args` from the repository root, as `npm run ops -- …args` runs it.
+ * `stdin`: text piped to it (default: none, stdin closed).
+ */
+export async function ops(args: string[], opts: { env?: Record<string, string>; stdin?: string } = {}): Promise<OpsRun> {
+  const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--config", `${REPO_ROOT}deno.json`, `${REPO_ROOT}scripts/ops.ts`, ...args],
     cwd: REPO_ROOT,
     env: { NO_COLOR: "1", ...localTargetEnv(), ...opts.env },
-    stdin: "null",
+    stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  if (opts.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(opts.stdin));
+    await writer.close();
+  }
+  const r = await child.output();
   return { code: r.code, stdout: new TextDecoder().decode(r.stdout), stderr: new TextDecoder().decode(r.stderr) };
 }
 
 /** `ops(args + --json)`, its stdout parsed (and checked to be one JSON document only). */
-export async function opsJson(args: string[], opts: { env?: Record<string, string> } = {}) {
+export async function opsJson(args: string[], opts: { env?: Record<string, string>; stdin?: string } = {}) {
   const run = await ops(["--json", ...args], opts);
   let json: Record<string, unknown>;
   try {

@@ -237,7 +237,7 @@ Deno.test("ops dispatcher: an unexpected error → one line, exit 70; OPS_DEBUG=
 });
 
 Deno.test("ops registry: the shipped groups, each command with a summary, a usage line and help that renders", async () => {
-  assert.deepEqual(REGISTRY.map((e) => e.name), ["sms", "voice", "billing"]);
+  assert.deepEqual(REGISTRY.map((e) => e.name), ["sms", "voice", "billing", "audit", "purge", "rotate-webhook-secret", "incident"]);
   for (const entry of REGISTRY) {
     const commands = entry.kind === "group" ? entry.commands : [entry];
     for (const c of commands) {
