@@ -12,7 +12,7 @@
 // Sunday's run (that run still happens: it skips only a day it already ran on itself).
 import type { Command } from "commander";
 import type postgres from "postgres";
-import { type Context, defineCommand, type Options, type Outcome, UsageError } from "./command.ts";
+import { type Context, defineCommand, OperationFailed, type Options, type Outcome, UsageError } from "./command.ts";
 import type { Output } from "./output.ts";
 import { actorName, compactJson, jsonRow, localTime, OPS_TIME_ZONE, operatorName, plural, relative, requireDatabase } from "./runbook.ts";
 
@@ -90,6 +90,16 @@ async function readPreview(sql: postgres.Sql): Promise<Preview> {
       jobs: jobs ? [...jobs] : null,
     };
   }) as Preview;
+}
+
+/** The database lacks the retention functions (migrations not applied there): say so. */
+function withMigrationHint<T>(promise: Promise<T>): Promise<T> {
+  return promise.catch((error) => {
+    if (error instanceof OperationFailed && /\b42883\b.*retention_/.test(error.message)) {
+      throw new OperationFailed(`${error.message} (the migrations are not all applied there: npx supabase db push)`, error.data);
+    }
+    throw error;
+  });
 }
 
 /** What a purge's audit row says it did, in a few words. */
@@ -234,12 +244,12 @@ export default defineCommand({
 
     if (opts.dryRun) {
       const progress = ctx.out.progress("counting what the next retention run would delete…");
-      const preview = (await target.withDb(PURGE, readPreview).finally(() => progress.stop()))!;
+      const preview = (await withMigrationHint(target.withDb(PURGE, readPreview)).finally(() => progress.stop()))!;
       return { ok: true, data: { dry_run: true, ...previewJson(preview) }, render: (out) => renderPreview(out, preview) };
     }
 
     const operator = operatorName(opts.actor);
-    const results = (await target.withDb(PURGE, (sql) => purgeNow(sql, operator, ctx.out)))!;
+    const results = (await withMigrationHint(target.withDb(PURGE, (sql) => purgeNow(sql, operator, ctx.out))))!;
     const failed = results.filter((r) => !r.ok);
     return {
       ok: failed.length === 0,

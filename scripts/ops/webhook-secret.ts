@@ -225,7 +225,8 @@ async function newSecret(opts: Options, out: Output): Promise<{ secret: string; 
   }
   const fromEnv = opts.add === "-" ? undefined : Deno.env.get(NEW_SECRET_ENV);
   if (fromEnv !== undefined && fromEnv.trim() !== "") return { secret: validSecret(fromEnv), source: NEW_SECRET_ENV };
-  return { secret: validSecret(await readSecretFromStdin()), source: "stdin" };
+  const source = Deno.stdin.isTerminal() ? "prompt" : "stdin";
+  return { secret: validSecret(await readSecretFromStdin()), source };
 }
 
 // ---- the checks of --confirm --------------------------------------------------------------------
