@@ -35,6 +35,8 @@ export function generateLocalProviderSettings(): Record<string, string> {
     OWNER_MOBILE: "+15145550100",
     PUBLIC_CONTACT_NUMBER: "+15145550199",
     CRON_SECRET: randomHex(24),
+    // The hosted Free plan's database size limit (system-status, database_size alert).
+    DB_SIZE_QUOTA_MB: "500",
   };
 }
 

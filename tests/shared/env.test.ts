@@ -101,6 +101,8 @@ Deno.test("env: typed values: webhook secrets as a list, key sets as objects, UR
   assert.equal(s.SUPABASE_JWKS.keys[0].kty, "EC");
   assert.equal(s.APP_URL, "https://app.example.test");
   assert.equal(s.STRIPE_API_BASE, "http://127.0.0.1:54400");
+  assert.equal(sourceOf({ ...PLATFORM, DB_SIZE_QUOTA_MB: "8192" }).get("DB_SIZE_QUOTA_MB").DB_SIZE_QUOTA_MB, 8192);
+  assert.equal(sourceOf(PLATFORM).get("DB_SIZE_QUOTA_MB").DB_SIZE_QUOTA_MB, undefined, "optional: the status uses its default");
 });
 
 // [setting, malformed value, words the reason must hold]
@@ -127,6 +129,7 @@ const MALFORMED: [SettingName, string, RegExp][] = [
   ["STRIPE_API_BASE", "https://api.stripe.com", /loopback/],
   ["TWILIO_API_BASE", "http://10.1.2.3:8080", /loopback/],
   ["CRON_SECRET", "short-secret-0123", /at least 32/],
+  ["DB_SIZE_QUOTA_MB", "500MB-of-it-0123", /whole number of megabytes/],
   ["SUPABASE_DB_URL", "mysql://root:pw0123456789@db.example.test/x", /postgresql:\/\//],
   ["SUPABASE_ANON_KEY", fakeJwt({ role: "service_role", secretish: "0123456789abcdef" }), /role claim is anon/],
   ["SUPABASE_SERVICE_ROLE_KEY", "sb_secret_notAJwt0123456789abcdef", /JWT/],

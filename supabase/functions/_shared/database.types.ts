@@ -495,6 +495,55 @@ export type Database = {
           },
         ];
       };
+      "system_alerts": {
+        Row: {
+          "acked_at": string | null;
+          "acked_by": string | null;
+          "cleared_at": string | null;
+          "details": NonNullable<Json>;
+          "id": number;
+          "kind": string;
+          "last_notification_status": string | null;
+          "last_notified_at": string | null;
+          "notifications": number;
+          "raised_at": string;
+          "state": string;
+          "subject": string;
+          "updated_at": string;
+        };
+        ComputedFields: never;
+        Insert: {
+          "acked_at"?: string | null;
+          "acked_by"?: string | null;
+          "cleared_at"?: string | null;
+          "details"?: NonNullable<Json>;
+          "id"?: never;
+          "kind": string;
+          "last_notification_status"?: string | null;
+          "last_notified_at"?: string | null;
+          "notifications"?: number;
+          "raised_at"?: string;
+          "state"?: string;
+          "subject"?: string;
+          "updated_at"?: string;
+        };
+        Update: {
+          "acked_at"?: string | null;
+          "acked_by"?: string | null;
+          "cleared_at"?: string | null;
+          "details"?: NonNullable<Json>;
+          "id"?: never;
+          "kind"?: string;
+          "last_notification_status"?: string | null;
+          "last_notified_at"?: string | null;
+          "notifications"?: number;
+          "raised_at"?: string;
+          "state"?: string;
+          "subject"?: string;
+          "updated_at"?: string;
+        };
+        Relationships: [];
+      };
       "system_audit_logs": {
         Row: {
           "action": string;

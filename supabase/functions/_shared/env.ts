@@ -254,7 +254,20 @@ const SPECS = {
     optional: true,
     about: "shared secret of the scheduled calls",
   },
+  DB_SIZE_QUOTA_MB: {
+    // The plan's database size limit, which system-status holds the database size against (alert
+    // over 80 %). Optional: without it the status uses DEFAULT_DB_SIZE_QUOTA_MB (hosted Free plan).
+    schema: z.string().transform((value, ctx) => {
+      if (!/^[1-9][0-9]{0,8}$/.test(value)) return fail(ctx, "must be a whole number of megabytes, e.g. 500 (Free plan) or 8192 (Pro)");
+      return Number(value);
+    }),
+    optional: true,
+    about: "database size quota in MB (default 500, the hosted Free plan's limit)",
+  },
 } as const satisfies Record<string, { schema: z.ZodType<unknown, string>; optional: boolean; about: string }>;
+
+/** DB_SIZE_QUOTA_MB when it is not set: hosted Supabase's Free plan allows 500 MB of database. */
+export const DEFAULT_DB_SIZE_QUOTA_MB = 500;
 
 export type SettingName = keyof typeof SPECS;
 export const SETTING_NAMES = Object.keys(SPECS) as SettingName[];
