@@ -54,8 +54,9 @@ export const SCHEMA_MANIFEST = {
     { "version": "20261129010100", "name": "create_system_alerts" },
     { "version": "20261129010200", "name": "create_system_status" },
     { "version": "20261129010300", "name": "create_database_status" },
+    { "version": "20261129010400", "name": "create_dashboard_views" },
   ],
-  schemas: ["private", "public"],
+  schemas: ["dashboard", "private", "public"],
   publicTables: [
     "billing_events",
     "customers",
