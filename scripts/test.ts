@@ -22,6 +22,7 @@ import { parseDotenv } from "./local-supabase/gateway/config.ts";
 import { toDotenv } from "./local-supabase/local-config.ts";
 import { startTwilioFake, twilioFakeAccount } from "./fakes/twilio.ts";
 import { startStripeFake, stripeFakeAccount } from "./fakes/stripe.ts";
+import { pauseScheduledCallJobs } from "./local-supabase/scheduled-jobs.ts";
 import { createShutdown } from "./lib/shutdown.ts";
 
 const started = performance.now();
@@ -117,6 +118,9 @@ async function main(): Promise<void> {
   }, (out) => out);
   if (!ready) return;
   const home = cluster.home;
+  // The jobs that call functions (the 5-minute status evaluation) would fire in the middle of
+  // other tests and text OWNER_MOBILE: paused here; their tests run the job's command themselves.
+  await pauseScheduledCallJobs(cluster);
 
   // ---- advisors and lint (Supabase CLI against the URL) ---------------------------------
   await checkStage(

@@ -55,6 +55,8 @@ export const SCHEMA_MANIFEST = {
     { "version": "20261129010200", "name": "create_system_status" },
     { "version": "20261129010300", "name": "create_database_status" },
     { "version": "20261129010400", "name": "create_dashboard_views" },
+    { "version": "20261129010500", "name": "create_system_alert_evaluation" },
+    { "version": "20261129010600", "name": "schedule_system_status_evaluation" },
   ],
   schemas: ["dashboard", "private", "public"],
   publicTables: [
@@ -77,6 +79,7 @@ export const SCHEMA_MANIFEST = {
     { "name": "billing-sync-0800-utc", "schedule": "0 8 * * *" },
     { "name": "billing-sync-0900-utc", "schedule": "0 9 * * *" },
     { "name": "billing-sync-continue", "schedule": "*/10 * * * *" },
+    { "name": "system-status-evaluate", "schedule": "*/5 * * * *" },
     { "name": "weekly-retention-0700-utc", "schedule": "0 7 * * 0" },
     { "name": "weekly-retention-0800-utc", "schedule": "0 8 * * 0" },
   ],

@@ -33,7 +33,7 @@ export const DATABASE_DEADLINE_MS = 5000;
  * Vault secrets the scheduled jobs read (private.request_status_evaluation): checked by name.
  * Add a secret here when a migration schedules a job that reads it.
  */
-export const SCHEDULED_CALL_SECRETS: readonly string[] = [];
+export const SCHEDULED_CALL_SECRETS: readonly string[] = ["functions_url", "service_secret_key"];
 
 /** What private.database_status receives: the manifest this function was deployed with. */
 export function databaseStatusInput() {

@@ -38,6 +38,9 @@ Deno.test("db-status: the service gets schemas, tables, RLS, migrations, cron jo
       assert.deepEqual(body.cron.missing, []);
       assert.deepEqual(body.cron.schedule_differs, []);
       assert.ok(typeof body.extensions.pg_cron === "string");
+      // The Vault secrets the scheduled calls read, by name (the test stack may or may not hold them).
+      assert.deepEqual([...body.vault.present, ...body.vault.missing].sort(), ["functions_url", "service_secret_key"]);
+      assert.equal(body.vault.status, body.vault.missing.length ? "fail" : "ok");
     });
 
     await t.step("it writes nothing (same row counts and audit trail before and after)", async () => {
