@@ -120,7 +120,9 @@ export async function main(
       .usage(entry.usage);
     entry.options(cmd);
     if (entry.examples?.length) cmd.addHelpText("after", `\nExamples:\n${entry.examples.map((e) => `  ${INVOCATION} ${e}`).join("\n")}`);
-    cmd.action(async (_opts, self: Command) => {
+    // Commander passes the declared arguments first, then the options, then the command itself.
+    cmd.action(async (...params: unknown[]) => {
+      const self = params[params.length - 1] as Command;
       await runCommand(entry, self, context(self));
     });
   };

@@ -61,16 +61,17 @@ export async function callFunctionAsService(
   purpose: string,
   name: string,
   body: unknown,
-  opts: { headers?: Record<string, string>; timeoutMs?: number } = {},
+  opts: { headers?: Record<string, string>; timeoutMs?: number; method?: "GET" | "POST" } = {},
 ): Promise<FunctionAnswer> {
   const { SUPABASE_URL, SUPABASE_SECRET_KEY: key } = target.need(purpose, "SUPABASE_URL", "SUPABASE_SECRET_KEY");
   const url = `${SUPABASE_URL}/functions/v1/${name}`;
+  const get = opts.method === "GET";
   let res: Response;
   try {
     res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", apikey: key, ...opts.headers },
-      body: JSON.stringify(body),
+      method: get ? "GET" : "POST",
+      headers: { ...(get ? {} : { "content-type": "application/json" }), apikey: key, ...opts.headers },
+      body: get ? undefined : JSON.stringify(body),
       redirect: "manual",
       // Hosted functions stop at 150 s (free plan); a little more, so their own answer arrives.
       signal: AbortSignal.timeout(opts.timeoutMs ?? 160_000),

@@ -38,7 +38,7 @@ Deno.test("ops --help: the commands, the target, the exit codes, on stdout, exit
 });
 
 Deno.test("ops: no command, an unknown command, a group without its command → usage, exit 64", async () => {
-  assertUsage(await ops([]), "", /a command is required: sms, voice, billing/);
+  assertUsage(await ops([]), "", /a command is required: status, db-status, alerts, sms, voice, billing/);
   assertUsage(await ops(["smss"]), "", /unknown command 'smss'/);
   assertUsage(await ops(["sms"]), "sms", /a command is required: send, simulate-inbound/);
   assertUsage(await ops(["voice", "call"]), "voice", /unknown command 'call'/);
@@ -237,7 +237,7 @@ Deno.test("ops dispatcher: an unexpected error → one line, exit 70; OPS_DEBUG=
 });
 
 Deno.test("ops registry: the shipped groups, each command with a summary, a usage line and help that renders", async () => {
-  assert.deepEqual(REGISTRY.map((e) => e.name), ["sms", "voice", "billing", "audit", "purge", "rotate-webhook-secret", "incident"]);
+  assert.deepEqual(REGISTRY.map((e) => e.name), ["status", "db-status", "alerts", "sms", "voice", "billing", "audit", "purge", "rotate-webhook-secret", "incident"]);
   for (const entry of REGISTRY) {
     const commands = entry.kind === "group" ? entry.commands : [entry];
     for (const c of commands) {
