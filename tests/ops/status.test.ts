@@ -6,6 +6,7 @@ import { env, withDb } from "../_helpers.ts";
 import { fixtureSettings as billingSettings } from "../functions/billing_helpers.ts";
 import { EXIT } from "../../scripts/ops/command.ts";
 import { STATUS_EXIT } from "../../scripts/ops/status.ts";
+import { freePort } from "../../scripts/local-supabase/cluster.ts";
 import { hostedValues, ops, opsJson, STACK_TRACE, withEnvFile } from "./_ops.ts";
 
 const SECRETS = [
@@ -54,13 +55,14 @@ Deno.test("ops status (human): every setting, every check, the cron jobs; no sec
 });
 
 Deno.test("ops status: an unreachable function is down, exit 2, one line", async () => {
-  const values = { ...hostedValues(), SUPABASE_URL: "http://127.0.0.1:9" };
+  const closed = await freePort(); // nothing listens there
+  const values = { ...hostedValues(), SUPABASE_URL: `http://127.0.0.1:${closed}` };
   await withEnvFile(values, async (file) => {
     const run = await ops(["--env-file", file, "status"]);
     assert.equal(run.code, STATUS_EXIT.down, run.stderr);
     assert.equal(run.stdout, "");
     assert.equal(run.stderr.trim().split("\n").length, 1, run.stderr);
-    assert.match(run.stderr, /^ops status: down: cannot reach http:\/\/127\.0\.0\.1:9\/functions\/v1\/system-status/);
+    assert.match(run.stderr, new RegExp(`^ops status: down: cannot reach http://127\\.0\\.0\\.1:${closed}/functions/v1/system-status`));
     const json = await opsJson(["--env-file", file, "status"]);
     assert.equal(json.code, STATUS_EXIT.down);
     assert.equal(json.json.status, "down");
