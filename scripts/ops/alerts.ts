@@ -83,7 +83,7 @@ const ack = defineCommand({
   usage: "<id|kind> [--actor <name>]",
   help: `Calls private.ack_system_alert(id, actor) (audited: alert_acked). A kind (${ALERT_KINDS.join(", ")}) acks ` +
     "every open alert of that kind. Exit 1 when nothing open matched. Needs SUPABASE_DB_URL.",
-  examples: ["alerts ack 12", "alerts ack cron_job_failed --actor eric.dufort"],
+  examples: ["alerts ack 12", "alerts ack cron_job_failed --actor operateur.garde"],
   options(cmd: Command) {
     cmd.argument("<alert>", "an alert id or kind").option("--actor <name>", "who acknowledges (default: $USER)", actorName);
   },

@@ -18,18 +18,18 @@ interface Incident {
 
 Deno.test("ops incident note: one audit row, area system, action incident_note, actor and {message, severity}", async () => {
   const message = `Site inaccessible : rollback du dernier déploiement (${crypto.randomUUID()})`;
-  const { code, json, stderr } = await opsJson(["incident", "note", "--message", message, "--severity", "critical", "--actor", "eric.dufort"]);
+  const { code, json, stderr } = await opsJson(["incident", "note", "--message", message, "--severity", "critical", "--actor", "operateur.garde"]);
   assert.equal(code, EXIT.ok, stderr);
   assert.equal(json.ok, true);
   const incident = json.incident as Incident;
   assert.equal(incident.area, "system");
   assert.equal(incident.action, "incident_note");
-  assert.equal(incident.actor, "eric.dufort");
+  assert.equal(incident.actor, "operateur.garde");
   assert.deepEqual(incident.details, { message, severity: "critical" });
   const rows = await withDb((sql) =>
     sql`select area, action, actor, tenant_id, target, details from public.system_audit_logs where id = ${incident.id}`
   );
-  assert.deepEqual([...rows], [{ area: "system", action: "incident_note", actor: "eric.dufort", tenant_id: null, target: null, details: { message, severity: "critical" } }]);
+  assert.deepEqual([...rows], [{ area: "system", action: "incident_note", actor: "operateur.garde", tenant_id: null, target: null, details: { message, severity: "critical" } }]);
 });
 
 Deno.test("ops incident note: severity medium by default, the operator from $USER, --area twilio; human output", async () => {

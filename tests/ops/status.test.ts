@@ -103,15 +103,15 @@ Deno.test("ops alerts list / ack: an open alert is listed, acked (audited, once)
     const human = await ops(["alerts", "list"]);
     assert.match(human.stdout, new RegExp(`^${id}\\s+cron_job_failed\\s+${subject}\\s+open\\s`, "m"));
 
-    const acked = await opsJson(["alerts", "ack", id, "--actor", "eric.dufort"]);
+    const acked = await opsJson(["alerts", "ack", id, "--actor", "operateur.garde"]);
     assert.equal(acked.code, EXIT.ok, acked.stderr);
     assert.equal(acked.json.acked, 1);
     const [row] = await withDb((sql) => sql`select state, acked_by from public.system_alerts where id = ${id}`);
-    assert.deepEqual({ ...row }, { state: "acked", acked_by: "eric.dufort" });
+    assert.deepEqual({ ...row }, { state: "acked", acked_by: "operateur.garde" });
     const audit = await withDb((sql) =>
       sql`select actor from public.system_audit_logs where action = 'alert_acked' and target = ${"system_alerts:" + id}`
     );
-    assert.deepEqual(audit.map((r) => r.actor), ["eric.dufort"]);
+    assert.deepEqual(audit.map((r) => r.actor), ["operateur.garde"]);
 
     const again = await ops(["alerts", "ack", id]);
     assert.equal(again.code, EXIT.failed);
