@@ -18,8 +18,9 @@ import { createThrowawayCluster, freePort, psql, REPO_ROOT, run } from "../local
 import { spawnGateway } from "../local-supabase/gateway/spawn.ts";
 import { createShutdown } from "../lib/shutdown.ts";
 import { DIRECT_READY } from "./serve-direct.ts";
-import { intOption, median, sleep, withDeadline } from "./stats.ts";
+import { intOption, median, withDeadline } from "./stats.ts";
 import { CLOCK_TICKS_PER_SECOND, cpuTicksOf, pgbench as runPgbench, processTree } from "./system.ts";
+import { spawnLogged, stopChild, waitForLog } from "./processes.ts";
 
 const CONNECTIONS = 16;
 const BODY_BYTES = 2048;
@@ -51,45 +52,6 @@ async function gatewayPids(gatewayPid: number, workerPids: number[]): Promise<nu
   const all = new Set(tree);
   for (const w of workerPids) for (const p of await processTree(w)) all.delete(p);
   return [...all];
-}
-
-/** Starts `argv` in the background with stdout and stderr appended to `logFile` (as `stack up` runs the gateway). */
-function spawnLogged(argv: string[], logFile: string, env: Record<string, string>): Deno.ChildProcess {
-  return new Deno.Command("bash", {
-    args: ["-c", `log=$1; shift; exec "$@" >>"$log" 2>&1 </dev/null`, "bash", logFile, ...argv],
-    cwd: REPO_ROOT,
-    env,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-}
-
-async function waitForLog(logFile: string, pattern: RegExp, what: string, child: Deno.ChildProcess) {
-  let exited = false;
-  child.status.then(() => exited = true);
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    const text = await Deno.readTextFile(logFile).catch(() => "");
-    const m = text.match(pattern);
-    if (m) return m;
-    if (exited) throw new Error(`${what} exited before it was ready:\n${text.slice(-3000)}`);
-    await sleep(100);
-  }
-  throw new Error(`${what} not ready after 120 s; log: ${logFile}`);
-}
-
-async function stopChild(child: Deno.ChildProcess) {
-  try {
-    child.kill("SIGTERM");
-  } catch { /* gone */ }
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-  }, 10_000);
-  await child.status;
-  clearTimeout(timer);
 }
 
 /** One autocannon run against `url`; throws if any request failed or answered non-2xx. */
