@@ -18,6 +18,30 @@ const pct = (v: unknown) => (typeof v === "number" ? `${(v * 100).toFixed(2)} %`
 const mb = (v: unknown) => (typeof v === "number" ? `${(v / 1024 / 1024).toFixed(1)} MB` : "—");
 const when = (v: unknown) => (typeof v === "string" ? localTime(v, OPS_TIME_ZONE) : "—");
 
+/**
+ * A setting's status as the table shows it: an optional setting that is not set (its default
+ * applies: BILLING_SYNC_RATE_LIMIT, TWILIO_ADVANCED_OPT_OUT…) is `unset`, not a red `missing`,
+ * which stays for what the settings check counts as a problem (one of the guide's 17, or a
+ * required setting). --json keeps the function's own `missing` and `optional`.
+ */
+export function settingCell(s: Json): { status: string; reason: string } {
+  if (s.status === "missing" && s.optional === true && s.seed !== true) {
+    return { status: "unset", reason: "optional: not set, the default applies" };
+  }
+  return { status: String(s.status ?? "—"), reason: typeof s.reason === "string" ? s.reason : "" };
+}
+
+/** Why the database does not answer, as the functions classify it: `unreachable (ECONNREFUSED)`, `timeout`. */
+export function unreachableReason(db: Json): string {
+  const reason = typeof db.error === "string" ? db.error : "no answer";
+  return typeof db.code === "string" ? `${reason} (${db.code})` : reason;
+}
+
+/** The checks that failed, for the one-line verdict on stderr ("degraded: sms, stripe_webhooks"). */
+export function failingChecks(checks: Json): string[] {
+  return Object.entries(checks).filter(([, v]) => obj(v).status === "fail").map(([k]) => k);
+}
+
 function paint(c: Colors, status: unknown): string {
   const s = String(status ?? "—");
   if (s === "ok") return c.green(s);
@@ -70,11 +94,16 @@ const status = defineCommand({
       };
     }
     const code = STATUS_EXIT[overall as keyof typeof STATUS_EXIT];
+    const failing = failingChecks(obj(body.checks));
     return {
       ok: code === 0,
       exitCode: code,
       data: { http_status: answer.status, ...body },
-      failure: `status ${overall}`,
+      failure: overall === "down"
+        ? `down: the database does not answer: ${unreachableReason(obj(obj(body.checks).database))}`
+        : failing.length
+        ? `${overall}: failing checks: ${failing.join(", ")}`
+        : overall,
       render(out) {
         const c = out.colors;
         const checks = obj(body.checks);
@@ -83,7 +112,10 @@ const status = defineCommand({
         const settings = arr(body.settings).map(obj);
         if (settings.length) {
           out.heading("Settings");
-          out.table(["Setting", "Status", "Reason"], settings.map((s) => [String(s.name), paint(c, s.status), s.reason as string ?? ""]));
+          out.table(["Setting", "Status", "Reason"], settings.map((s) => {
+            const cell = settingCell(s);
+            return [String(s.name), paint(c, cell.status), cell.reason];
+          }));
         }
         const db = obj(checks.database);
         const cron = obj(checks.cron);
@@ -93,6 +125,16 @@ const status = defineCommand({
         const size = obj(checks.database_size);
         const lastMigration = obj(db.last_migration);
         out.heading("Checks");
+        if (db.reachable === false) {
+          // Down: only the settings were judged; every other check needs the database, so none is
+          // shown as a count of zero (no "0 jobs", no "Open alerts: 0").
+          out.table(["Check", "Status", "Details"], [
+            ["settings", paint(c, obj(checks.settings).status), `seed ${obj(checks.settings).seed_ok ?? "—"}/${obj(checks.settings).seed_total ?? "—"} ok`],
+            ["database", paint(c, "down"), `does not answer: ${unreachableReason(db)}`],
+          ]);
+          out.line("cron, sms, stripe webhooks, billing sync, database size and open alerts: unknown while the database does not answer");
+          return;
+        }
         out.table(["Check", "Status", "Details"], [
           ["settings", paint(c, obj(checks.settings).status), `seed ${obj(checks.settings).seed_ok ?? "—"}/${obj(checks.settings).seed_total ?? "—"} ok`],
           ["database", paint(c, db.status), db.reachable === false ? `unreachable: ${db.error ?? ""}` : `last migration ${lastMigration.version ?? "—"} ${lastMigration.name ?? ""}`.trim()],
@@ -113,7 +155,11 @@ const status = defineCommand({
         const alerts = arr(body.open_alerts).map(obj);
         out.heading(`Open alerts: ${alerts.length}`);
         if (alerts.length) {
-          out.table(["Id", "Kind", "Subject", "State", "Raised"], alerts.map((a) => [String(a.id), String(a.kind), String(a.subject ?? ""), paint(c, a.state === "open" ? "fail" : a.state), when(a.raised_at)]));
+          // The alert's own state (open | acked), as `ops alerts list` shows it; open in red.
+          out.table(
+            ["Id", "Kind", "Subject", "State", `Raised (${OPS_TIME_ZONE})`],
+            alerts.map((a) => [String(a.id), String(a.kind), String(a.subject ?? ""), a.state === "open" ? c.red("open") : String(a.state ?? "—"), when(a.raised_at)]),
+          );
         }
       },
     };
@@ -156,6 +202,10 @@ const dbStatus = defineCommand({
     if ("unreachable" in answer) throw new OperationFailed(answer.unreachable);
     const body = obj(answer.json);
     const data = { http_status: answer.status, ...body };
+    if (answer.status === 503 && body.status === "down") {
+      // The function answers, the database does not: one line, not the raw JSON.
+      return { ok: false, data, failure: `down: the database does not answer: ${unreachableReason(obj(body.database))}`, render: () => {} };
+    }
     if (answer.status !== 200) {
       return { ok: false, data, failure: `db-status: ${describeFailure(answer)}`, render: () => {} };
     }

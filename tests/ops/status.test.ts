@@ -5,9 +5,11 @@ import assert from "node:assert/strict";
 import { env, withDb } from "../_helpers.ts";
 import { fixtureSettings as billingSettings } from "../functions/billing_helpers.ts";
 import { EXIT } from "../../scripts/ops/command.ts";
-import { STATUS_EXIT } from "../../scripts/ops/status.ts";
+import { failingChecks, settingCell, STATUS_EXIT } from "../../scripts/ops/status.ts";
 import { freePort } from "../../scripts/local-supabase/cluster.ts";
 import { hostedValues, ops, opsJson, STACK_TRACE, withEnvFile } from "./_ops.ts";
+import { startOwnGateway } from "../functions/system-status/status_gateway.ts";
+import { generateLocalProviderSettings } from "../../scripts/local-supabase/local-config.ts";
 
 const SECRETS = [
   env.secretKey,
@@ -54,6 +56,47 @@ Deno.test("ops status (human): every setting, every check, the cron jobs; no sec
   assert.match(run.stdout, /^Open alerts: \d+$/m);
 });
 
+Deno.test("ops status: an optional setting left unset shows `unset`, not a red `missing`; a required or seed one stays `missing`", () => {
+  assert.deepEqual(settingCell({ name: "TWILIO_ADVANCED_OPT_OUT", status: "missing", optional: true, seed: false, reason: "is not set" }), {
+    status: "unset",
+    reason: "optional: not set, the default applies",
+  });
+  assert.deepEqual(settingCell({ name: "SUPABASE_DB_URL", status: "missing", optional: false, seed: false, reason: "is not set" }), {
+    status: "missing",
+    reason: "is not set",
+  });
+  assert.deepEqual(settingCell({ name: "OWNER_MOBILE", status: "missing", optional: true, seed: true, reason: "is not set" }), {
+    status: "missing",
+    reason: "is not set",
+  });
+  assert.equal(settingCell({ name: "CRON_SECRET", status: "malformed", optional: true, seed: false, reason: "too short" }).status, "malformed");
+  assert.deepEqual(failingChecks({ sms: { status: "fail" }, cron: { status: "ok" }, billing_sync: { status: "unknown" }, stripe_webhooks: { status: "fail" } }), [
+    "sms",
+    "stripe_webhooks",
+  ]);
+});
+
+Deno.test("ops status (human) on the stack: unset optional settings as `unset`; stderr names the failing checks", async () => {
+  const { json } = await opsJson(["status"]);
+  const run = await ops(["status"]);
+  const settings = json.settings as { name: string; status: string; optional: boolean; seed: boolean }[];
+  const unset = settings.filter((s) => s.status === "missing" && s.optional && !s.seed);
+  assert.ok(unset.length > 0, "the test stack leaves some optional setting unset (e.g. TWILIO_ADVANCED_OPT_OUT)");
+  for (const s of unset) assert.match(run.stdout, new RegExp(`^${s.name}\\s+unset\\s+optional: not set`, "m"), s.name);
+  assert.doesNotMatch(run.stdout, /^\S+\s+missing\s/m, "no setting of the test stack is really missing");
+  // Other test files change the stack's SMS and Stripe rows meanwhile: judge this run's own output.
+  if (run.code === STATUS_EXIT.ok) {
+    assert.equal(run.stderr.trim(), "");
+  } else {
+    assert.equal(run.code, STATUS_EXIT.degraded, run.stderr);
+    const m = /^ops status: degraded: failing checks: ([a-z_]+(?:, [a-z_]+)*)$/.exec(run.stderr.trim());
+    assert.ok(m, `one line naming the failing checks: ${run.stderr}`);
+    const known = ["settings", "database", "cron", "sms", "stripe_webhooks", "billing_sync", "database_size"];
+    for (const name of m[1].split(", ")) assert.ok(known.includes(name), name);
+    assert.match(run.stdout, new RegExp(`^${m[1].split(", ")[0].replace("_", " ")}[^\\n]*\\sfail\\s`, "m"));
+  }
+});
+
 Deno.test("ops status: an unreachable function is down, exit 2, one line", async () => {
   const closed = await freePort(); // nothing listens there
   const values = { ...hostedValues(), SUPABASE_URL: `http://127.0.0.1:${closed}` };
@@ -67,6 +110,34 @@ Deno.test("ops status: an unreachable function is down, exit 2, one line", async
     assert.equal(json.code, STATUS_EXIT.down);
     assert.equal(json.json.status, "down");
   });
+});
+
+Deno.test("ops status / db-status: the functions answer but the database does not: down (2 / 1), one clear line, no zero counts", async () => {
+  const closed = `postgresql://postgres:postgres@127.0.0.1:${freePort()}/postgres`;
+  const gateway = await startOwnGateway({ functions: ["system-status", "db-status"], settings: generateLocalProviderSettings(), dbUrl: closed });
+  try {
+    await withEnvFile({ ...hostedValues(), SUPABASE_URL: gateway.url }, async (file) => {
+      const run = await ops(["--env-file", file, "status"]);
+      assert.equal(run.code, STATUS_EXIT.down, run.stderr);
+      assert.match(run.stdout, /^System status: down \(/m);
+      assert.match(run.stdout, /^database\s+down\s+does not answer: unreachable \(ECONNREFUSED\)$/m);
+      assert.match(run.stdout, /^settings\s+ok\s/m, "the settings are still judged");
+      assert.doesNotMatch(run.stdout, /0 jobs|0 sent|Open alerts: 0/, "no count the database did not give");
+      assert.match(run.stdout, /open alerts: unknown while the database does not answer/);
+      assert.equal(run.stderr.trim(), "ops status: down: the database does not answer: unreachable (ECONNREFUSED)");
+
+      const db = await ops(["--env-file", file, "db-status"]);
+      assert.equal(db.code, EXIT.failed, db.stderr);
+      assert.equal(db.stdout, "");
+      assert.equal(db.stderr.trim(), "ops db-status: down: the database does not answer: unreachable (ECONNREFUSED)");
+      const json = await opsJson(["--env-file", file, "db-status"]);
+      assert.equal(json.code, EXIT.failed);
+      assert.equal(json.json.http_status, 503);
+      assert.equal(json.json.status, "down");
+    });
+  } finally {
+    await gateway.close();
+  }
 });
 
 Deno.test("ops db-status: schemas, tables, RLS, migrations ok on the test stack; exit 0 only when every section is ok", async () => {
@@ -102,6 +173,9 @@ Deno.test("ops alerts list / ack: an open alert is listed, acked (audited, once)
 
     const human = await ops(["alerts", "list"]);
     assert.match(human.stdout, new RegExp(`^${id}\\s+cron_job_failed\\s+${subject}\\s+open\\s`, "m"));
+    // ops status lists it too, with its own state (open), not a check verdict.
+    const status = await ops(["status"]);
+    assert.match(status.stdout, new RegExp(`^${id}\\s+cron_job_failed\\s+${subject}\\s+open\\s`, "m"), status.stdout);
 
     const acked = await opsJson(["alerts", "ack", id, "--actor", "operateur.garde"]);
     assert.equal(acked.code, EXIT.ok, acked.stderr);

@@ -2,6 +2,7 @@
 // alerts (verify_jwt off; the caller is identified here, _shared/auth.ts).
 //
 //   GET  /functions/v1/system-status                     the status (anyone; see below)
+//   HEAD /functions/v1/system-status                     GET's status code, no body (uptime monitors)
 //   POST /functions/v1/system-status                     evaluate the status AND the alerts (the
 //                                                        service only: the 5-minute pg_cron job)
 //   GET  /functions/v1/system-status/alerts?state=open|all&limit=50   alerts (the service only)
@@ -81,6 +82,16 @@ function callerInput(caller: Caller): Record<string, string> {
   if (caller.kind === "service") return { kind: "service" };
   if (caller.kind === "user") return { kind: "user", user_id: caller.userId };
   return { kind: "nobody" };
+}
+
+/**
+ * HEAD: GET's status code and headers without the body. Uptime monitors often probe with HEAD (the
+ * guide's "curl -I"), and a 405 would read as an outage: 200 while ok or degraded, 503 when down.
+ */
+async function headOf(response: Promise<Response>): Promise<Response> {
+  const r = await response;
+  await r.body?.cancel();
+  return new Response(null, { status: r.status, headers: r.headers });
 }
 
 function answer(status: number, body: unknown): Response {
@@ -282,7 +293,8 @@ export function createStatusHandler(options: StatusHandlerOptions = {}): (req: R
     const at = path.indexOf("/system-status");
     const rest = at < 0 ? "" : path.slice(at + "/system-status".length).replace(/\/+$/, "");
     if (rest === "") {
-      requireMethod(req, "GET", "POST");
+      requireMethod(req, "GET", "HEAD", "POST");
+      if (req.method === "HEAD") return headOf(status(req, ctx));
       return req.method === "POST" ? evaluateAlerts(req, ctx) : status(req, ctx);
     }
     if (rest === "/alerts") {

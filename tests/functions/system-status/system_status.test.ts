@@ -135,10 +135,20 @@ Deno.test("system-status: every setting present: the service and a tenant admin 
       }
     });
 
+    await t.step("HEAD (an uptime monitor, the guide's `curl -I`): GET's 200, no body, with or without a credential", async () => {
+      for (const headers of [{}, service()]) {
+        const head = await fetch(gateway.functionUrl("system-status"), { method: "HEAD", headers });
+        assert.equal(head.status, 200);
+        assert.equal(head.headers.get("cache-control"), "no-store");
+        assert.equal(await head.text(), "");
+      }
+    });
+
     await t.step("wrong method or path: a JSON 405 / 404, not a status", async () => {
       const put = await fetch(gateway.functionUrl("system-status"), { method: "PUT", headers: service() });
       assert.equal(put.status, 405);
       assert.equal((await put.json()).error, "method_not_allowed");
+      assert.equal(put.headers.get("allow"), "GET, HEAD, POST");
       const nope = await get(gateway, service(), "/nope");
       assert.equal(nope.status, 404);
       assert.equal(nope.body.error, "not_found");
@@ -247,6 +257,10 @@ Deno.test("system-status: the database does not answer: 503 down within 3 s, nev
       assert.equal(other.status, 503);
       assertBare(other, "down");
     }
+    // HEAD (an uptime monitor's probe, the guide's `curl -I`): the same 503, no body.
+    const head = await fetch(gateway.functionUrl("system-status"), { method: "HEAD" });
+    assert.equal(head.status, 503);
+    assert.equal(await head.text(), "");
     await gateway.close(); // flushes the worker's output into gateway.logs
     assert.ok(gateway.logs.some((line) => /system-status: database unreachable/.test(line)), "the failure is logged");
   } finally {
