@@ -57,3 +57,13 @@ export function exactlyOne(opts: Record<string, unknown>, ...names: string[]): s
   }
   return given[0];
 }
+
+/** A whole number from `min` to `max` (a count: pages, invocations…). */
+export function wholeNumber(min: number, max: number): (value: string) => number {
+  return (value) => {
+    if (!/^\d{1,9}$/.test(value.trim()) || Number(value) < min || Number(value) > max) {
+      throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`);
+    }
+    return Number(value);
+  };
+}
