@@ -242,13 +242,14 @@ const sync = defineCommand({
     let refused: FunctionAnswer | null = null;
     let unreachable: OperationFailed | null = null;
 
+    // Short enough for an 80-column terminal (a wrapped spinner line is redrawn on a new line).
     const progress = ctx.out.progress("billing-sync: starting…");
     let state = "starting";
-    const tick = setInterval(() => progress.text(`billing-sync: ${state} · ${Math.round((performance.now() - started) / 1000)} s`), 1000);
+    const tick = setInterval(() => progress.text(`billing-sync ${state} · ${Math.round((performance.now() - started) / 1000)} s`), 1000);
     try {
       for (let n = 1; n <= maxInvocations; n++) {
-        state = `${phaseBar(report?.phase)} · ${report?.pages ?? 0} pages · ${report?.api_calls ?? 0} API calls · invocation ${n}`;
-        progress.text(`billing-sync: ${state}`);
+        state = `${phaseBar(report?.phase)} · ${report?.pages ?? 0} pages · ${report?.api_calls ?? 0} calls · call ${n}`;
+        progress.text(`billing-sync ${state}`);
         const t0 = performance.now();
         let answer: FunctionAnswer;
         try {
