@@ -129,7 +129,7 @@ select is_empty(
   'billing_events inserts are not audited');
 
 -- ---------------------------------------------------------------------------------------------
--- private.enable_audit(regclass): how migrations attach the trigger (20261126020000)
+-- private.enable_audit(regclass, quiet columns): how migrations attach the trigger (20261126020000, 20261130020000)
 -- ---------------------------------------------------------------------------------------------
 select results_eq(
   $$ select count(*)::int = count(distinct tgrelid)::int, bool_and(tgname = 'audit_row_change')
@@ -137,7 +137,7 @@ select results_eq(
   $$ values (true, true) $$,
   're-attached through enable_audit: one audit trigger per table, still named audit_row_change');
 select results_eq(
-  $$ select r, has_function_privilege(r, 'private.enable_audit(regclass)', 'execute')
+  $$ select r, has_function_privilege(r, 'private.enable_audit(regclass, text[])', 'execute')
      from unnest(array['anon', 'authenticated', 'service_role']) as r $$,
   $$ values ('anon', false), ('authenticated', false), ('service_role', false) $$,
   'enable_audit is executable by no API role');

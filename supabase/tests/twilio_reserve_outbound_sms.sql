@@ -95,7 +95,8 @@ select is(private.record_sms_sent(jsonb_build_object(
 select tests.clear_authentication();
 select is((select sms_consent from public.workers where id = '7e000000-0000-4000-8000-0000000000e2'), false,
   'record 21610: consent revoked');
-select is((select source from public.sms_consent_events where worker_id = '7e000000-0000-4000-8000-0000000000e2'),
+-- (source <> 'admin': the fixture's own consent grants above have their 'admin' proof rows, 20261130020100)
+select is((select source from public.sms_consent_events where worker_id = '7e000000-0000-4000-8000-0000000000e2' and source <> 'admin'),
   'carrier_error', 'record 21610: carrier_error proof row');
 select is((select details ->> 'error' from public.system_audit_logs where action = 'sms_send_failed'
             and tenant_id = '7e000000-0000-4000-8000-00000000000a'),

@@ -59,6 +59,8 @@ export const SCHEMA_MANIFEST = {
     { "version": "20261129040400", "name": "create_dashboard_views" },
     { "version": "20261129040500", "name": "create_system_alert_evaluation" },
     { "version": "20261129040600", "name": "schedule_system_status_evaluation" },
+    { "version": "20261130020000", "name": "audit_trigger_arguments" },
+    { "version": "20261130020100", "name": "consent_proof_rows_by_trigger" },
   ],
   schemas: ["dashboard", "private", "public"],
   publicTables: [
