@@ -1,4 +1,4 @@
-// Benchmark of the SMS webhooks (`npm run bench -- sms [--seconds=S] [--rounds=R]`).
+// Benchmark of the SMS webhooks (`npm run bench -- sms [--seconds=S] [--rounds=R] [--status-per-inbound=N]`).
 //
 // On a throwaway DURABLE cluster (fsync and synchronous_commit on, as in production) with every
 // migration applied, the real functions (supabase/functions/sms-inbound and sms-status) run behind
@@ -25,6 +25,11 @@
 // codes: 800 for the webhooks (514, 438, 450, 579, 581, 819, 873, 418), 400 for the SQL phase
 // (263, 354, 367, 468). 4 tenants; every 10th number is also a worker of a second tenant (a number
 // can be in several tenants). Each client owns its numbers and messages, as distinct senders do.
+//
+// The mix: by default one status callback per inbound message (the worst case: an inbound STOP/START
+// is the heavier of the two, see the README); --status-per-inbound=N sends N status callbacks for
+// each inbound message, in both the webhooks and the sql-only phases (real traffic is mostly status
+// callbacks: two per outbound message, a STOP now and then).
 //
 // Each phase has a 2 s warm-up, then S seconds (default 10). R rounds (default 3) rotate the phase
 // order; the verdict uses the median of the per-round ratios (webhooks req/s over pgbench -N tps),
@@ -187,12 +192,12 @@ async function treeTicks(root: number): Promise<number> {
  * when on, START when off) so every call flips it, as in the webhooks phase (one more index probe);
  * status callbacks take `sent` then `delivered` for the next outbound message of a sequence.
  */
-function sqlOnlyScript(): string {
+function sqlOnlyScript(statusPerInbound: number): string {
   const areas = `array[${SQL_AREA_CODES.map((a) => `'${a}'`).join(", ")}]`;
   const perClient = (SQL_AREA_CODES.length * 100) / CLIENTS;
   return `\\set k :k + 1
-\\if :k % 2 = 1
-\\set n :client_id + ${CLIENTS} * (((:k - 1) / 2) % ${perClient})
+\\if :k % ${statusPerInbound + 1} = 1
+\\set n :client_id + ${CLIENTS} * (((:k - 1) / ${statusPerInbound + 1}) % ${perClient})
 select private.handle_inbound_sms(jsonb_build_object(
   'message_sid', 'SM' || md5(random()::text), 'from', f.phone, 'to', '+15145550199',
   'body', w.keyword, 'keyword_kind', w.kind, 'keyword', w.keyword))
@@ -212,6 +217,7 @@ select private.apply_sms_status(jsonb_build_object(
 export async function main(args: string[]): Promise<void> {
   const rounds = intOption(args, "rounds", 3, 1);
   const seconds = intOption(args, "seconds", 10, 2);
+  const statusPerInbound = intOption(args, "status-per-inbound", 1, 1);
   const shutdown = createShutdown();
   shutdown.trapSignals({ onSignal: () => console.error("interrupted: removing the benchmark cluster and processes") });
 
@@ -262,7 +268,7 @@ export async function main(args: string[]): Promise<void> {
       // Client c owns the numbers i with i % CLIENTS == c, and its own outbound messages to them.
       const clientNumbers = Array.from({ length: CLIENTS }, (_, c) => webNumbers.filter((_, i) => i % CLIENTS === c));
       const loadSeconds = rounds * (seconds + WARMUP_SECONDS);
-      const alertsPerClient = Math.ceil(MAX_RATE / CLIENTS / 2 * loadSeconds / 2);
+      const alertsPerClient = Math.ceil(MAX_RATE / CLIENTS * statusPerInbound / (statusPerInbound + 1) * loadSeconds / 2);
       const clientAlerts = clientNumbers.map((mine) =>
         Array.from({ length: alertsPerClient }, (_, k) => ({ sid: `SM${randomHex(16)}`, to: mine[k % mine.length] }))
       );
@@ -283,7 +289,7 @@ export async function main(args: string[]): Promise<void> {
       await sql.unsafe(`create sequence bench.sql_status_seq minvalue 0 start 0 maxvalue ${sqlAlertCount * 2 - 1}`);
       await sql`vacuum analyze public.workers, public.sms_alerts`;
       const scriptFile = join(home, "sql-only.pgbench");
-      await Deno.writeTextFile(scriptFile, sqlOnlyScript());
+      await Deno.writeTextFile(scriptFile, sqlOnlyScript(statusPerInbound));
       console.log(`${workerRows.length} workers on ${webNumbers.length + sqlNumbers.length} fictional numbers ` +
         `(+1 <area> 555 01xx; webhooks: ${WEBHOOK_AREA_CODES.join("/")}, sql only: ${SQL_AREA_CODES.join("/")}), ` +
         `${TENANTS} tenants; ${webAlerts.length + sqlAlertCount} queued outbound messages`);
@@ -353,7 +359,7 @@ export async function main(args: string[]): Promise<void> {
         const state = clients[c];
         const mine = clientNumbers[c];
         while (performance.now() < until) {
-          const kind: Kind = state.next++ % 2 === 0 ? "inbound" : "status";
+          const kind: Kind = state.next++ % (statusPerInbound + 1) === 0 ? "inbound" : "status";
           const started = performance.now();
           try {
             if (kind === "inbound") {
@@ -588,7 +594,7 @@ export async function main(args: string[]): Promise<void> {
       const q = (r: Round, kinds: Kind[], p: number) => percentile(sorted(kinds.flatMap((k) => r.web.latencies[k])), p);
       const rate = (r: Round, kinds: Kind[]) => kinds.reduce((s, k) => s + r.web.count[k], 0) / r.web.seconds;
       console.log(`\n=== SMS webhooks benchmark: ${CLIENTS} clients, ${seconds} s per phase, ${rounds} round(s), ` +
-        `durable cluster (fsync=${fsync}, synchronous_commit=${syncCommit}) ===`);
+        `${statusPerInbound} status callback(s) per inbound message, durable cluster (fsync=${fsync}, synchronous_commit=${syncCommit}) ===`);
       console.log(`${"phase".padEnd(22)} ${"req/s".padStart(7)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)}  [req/s per round] (medians over rounds)`);
       for (const [label, kinds] of [["sms-inbound", ["inbound"]], ["sms-status", ["status"]], ["webhooks combined", ["inbound", "status"]]] as [string, Kind[]][]) {
         line(label, results.map((r) => rate(r, kinds)), results.map((r) => q(r, kinds, 0.5)), results.map((r) => q(r, kinds, 0.99)));
