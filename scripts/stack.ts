@@ -16,7 +16,7 @@
 // Ports: [api] port and [db] port of supabase/config.toml; STACK_API_PORT / STACK_DB_PORT override
 // them. The gateway's pid is in .stack/gateway.pid whichever command started it.
 import { join } from "node:path";
-import { type Cluster, clusterAt, psql, resolveHome, stopCluster } from "./local-supabase/cluster.ts";
+import { type Cluster, clusterAt, psqlWithSecrets, resolveHome, stopCluster } from "./local-supabase/cluster.ts";
 import { FUNCTIONS_ENV_FILE, loadOrCreateFunctionsEnv, toDotenv } from "./local-supabase/local-config.ts";
 import {
   loadOrCreateStackKeys,
@@ -90,14 +90,18 @@ async function vaultSecretsUp(s: Stack): Promise<void> {
   const secrets: Record<string, string> = { functions_url: `${s.apiUrl}/functions/v1`, service_secret_key: s.keys.secretKey };
   for (const [name, value] of Object.entries(secrets)) {
     if (!/^[A-Za-z0-9_:/.-]+$/.test(value)) throw new Error(`vault secret ${name}: unexpected characters`);
-    await psql(s.cluster, `
+    // The value goes through psql's stdin, not its command line (visible to `ps`, and repeated by
+    // run() in an error message). A DO block cannot read psql variables: set_config carries them.
+    await psqlWithSecrets(s.cluster, `
+      select set_config('c_secur360.vault_name', :'secret_name', false), set_config('c_secur360.vault_value', :'secret_value', false) \\g /dev/null
       do $$ begin
-        if exists (select from vault.secrets where name = '${name}') then
-          perform vault.update_secret((select id from vault.secrets where name = '${name}'), '${value}');
+        if exists (select from vault.secrets where name = current_setting('c_secur360.vault_name')) then
+          perform vault.update_secret((select id from vault.secrets where name = current_setting('c_secur360.vault_name')),
+                                      current_setting('c_secur360.vault_value'));
         else
-          perform vault.create_secret('${value}', '${name}');
+          perform vault.create_secret(current_setting('c_secur360.vault_value'), current_setting('c_secur360.vault_name'));
         end if;
-      end $$`);
+      end $$;`, { secret_name: name, secret_value: value });
   }
 }
 

@@ -208,6 +208,20 @@ export async function psql(c: Cluster, sqlText: string, opts: PsqlOptions = {}):
   return await run([...psqlArgs(c, opts), "-At", "-c", sqlText]);
 }
 
+/**
+ * Like psql(), with secret values: the script and the values go through psql's stdin (psql
+ * variables, read in the SQL as :'name'), never its command line, which any local user can read
+ * (`ps`) and which run() repeats in its error message.
+ */
+export async function psqlWithSecrets(c: Cluster, sqlText: string, secrets: Record<string, string>, opts: PsqlOptions = {}): Promise<string> {
+  const sets = Object.entries(secrets).map(([name, value]) => {
+    if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`psqlWithSecrets: ${name} is not a psql variable name`);
+    if (/[\n\r']/.test(value)) throw new Error(`psqlWithSecrets: the value of ${name} has a quote or a line break`);
+    return `\\set ${name} '${value}'`;
+  });
+  return await run([...psqlArgs(c, opts), "-At", "-f", "-"], { stdin: [...sets, sqlText].join("\n") + "\n" });
+}
+
 /** An unused TCP port on 127.0.0.1, chosen by the kernel. */
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
