@@ -10,7 +10,8 @@
 //      (private.link_stripe_customer); --no-prelink leaves the tying to the events.
 //   2. ours: the stream POSTed at C connections (16) to `stripe-webhook` through the functions
 //      gateway (nginx → gateway → the function's worker → private.apply_stripe_event), its settings
-//      pointing at the fake Stripe for the fetches it makes (same-second conflicts, invoice payments).
+//      pointing at the fake Stripe for the fetches it still makes (same-second conflicts that the
+//      object's state cannot order, partial payments).
 //   3. the peer: the same stream, same order, same concurrency, to @supabase/stripe-sync-engine
 //      0.48.5 behind a minimal Node server (scripts/bench/stripe-peer-server.mjs) with its own
 //      database on the same cluster (its migrations, schema `stripe`), configured not to call the

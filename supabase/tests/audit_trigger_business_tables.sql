@@ -10,8 +10,10 @@ select plan(30);
 -- Attached where it should be
 -- ---------------------------------------------------------------------------------------------
 select has_trigger('public', t, 'audit_row_change', format('%s is audited', t))
-from unnest(array['tenants', 'tenant_members', 'sites', 'workers', 'customers', 'subscriptions',
-                  'subscription_items', 'invoices', 'voice_calls']) as t;
+from unnest(array['tenants', 'tenant_members', 'sites', 'workers', 'voice_calls']) as t;
+-- The billing tables: the same function, guarded for private.apply_stripe_event (20261130030100).
+select has_trigger('public', t, 'audit_row_change_outside_stripe_event', format('%s is audited (but inside stripe events)', t))
+from unnest(array['customers', 'subscriptions', 'subscription_items', 'invoices']) as t;
 select hasnt_trigger('public', 'billing_events', 'audit_row_change', 'billing_events (itself a ledger) is not audited');
 select is_definer('private', 'audit_row_change', array[]::name[], 'the audit trigger function is security definer');
 
@@ -132,7 +134,8 @@ select is_empty(
 -- private.enable_audit(regclass, quiet columns): how migrations attach the trigger (20261126020000, 20261130020000)
 -- ---------------------------------------------------------------------------------------------
 select results_eq(
-  $$ select count(*)::int = count(distinct tgrelid)::int, bool_and(tgname = 'audit_row_change')
+  $$ select count(*)::int = count(distinct tgrelid)::int,
+            bool_and(tgname = 'audit_row_change' or tgname = 'audit_row_change_outside_stripe_event' and tgqual is not null)
      from pg_trigger where tgfoid = 'private.audit_row_change()'::regprocedure $$,
   $$ values (true, true) $$,
   're-attached through enable_audit: one audit trigger per table, still named audit_row_change');

@@ -4,7 +4,7 @@
 -- events about customers not tied to a tenant are parked then replayed; failures are recorded and
 -- audited with details.error; closed to the API roles.
 begin;
-select plan(56);
+select plan(88);
 
 select tests.create_tenant('Stripe SQL A', id => '5e000000-0000-4000-8000-00000000000a');
 select tests.create_tenant('Stripe SQL B', id => '5e000000-0000-4000-8000-00000000000b');
@@ -65,21 +65,29 @@ select is(private.apply_stripe_event(pg_temp.ev('evt_S02', 'customer.subscriptio
 select is((select status from public.subscriptions where stripe_subscription_id = 'sub_SqlA'), 'incomplete', 'and changes nothing');
 select is((select count(*)::int from public.system_audit_logs where target = 'evt_S02'), 1, 'one webhook_event audit row per event id');
 
--- ---- same second: same content is unchanged; other content asks for a fetch --------------------
+-- ---- same second: same content is unchanged; a later state applies, an earlier one is skipped;
+-- ---- other content in the same state asks for a fetch --------------------------------------------
 select is(private.apply_stripe_event(pg_temp.ev('evt_S03', 'customer.subscription.updated', 1790000000,
   pg_temp.sub('sub_SqlA', 'cus_SqlA', 'incomplete', 2)), pg_temp.opts()) ->> 'result', 'unchanged', 'same second, same content: unchanged');
+select is(private.apply_stripe_event(pg_temp.ev('evt_S03a', 'customer.subscription.updated', 1790000000,
+  pg_temp.sub('sub_SqlA', 'cus_SqlA', 'active', 2)), pg_temp.opts()) ->> 'result', 'changed',
+  'same second, incomplete → active: the later state applies, no fetch');
+select is(private.apply_stripe_event(pg_temp.ev('evt_S03b', 'customer.subscription.created', 1790000000,
+  pg_temp.sub('sub_SqlA', 'cus_SqlA', 'incomplete', 2)), pg_temp.opts()) ->> 'result', 'skipped_stale',
+  'same second, incomplete delivered after active: the earlier state is skipped, no fetch');
+select is((select status from public.subscriptions where stripe_subscription_id = 'sub_SqlA'), 'active', 'active stays');
 select is(private.apply_stripe_event(pg_temp.ev('evt_S04', 'customer.subscription.updated', 1790000000,
-  pg_temp.sub('sub_SqlA', 'cus_SqlA', 'active', 2)), pg_temp.opts()) -> 'fetch',
-  '{"type": "subscription", "id": "sub_SqlA"}'::jsonb, 'same second, other content: fetch the subscription');
+  pg_temp.sub('sub_SqlA', 'cus_SqlA', 'active', 3)), pg_temp.opts()) -> 'fetch',
+  '{"type": "subscription", "id": "sub_SqlA"}'::jsonb, 'same second, same state, other content: fetch the subscription');
 select row_eq($$ select outcome, processed_at is null from public.billing_events where stripe_event_id = 'evt_S04' $$,
   row('needs_fetch'::text, true), 'the event waits for the fetched copy');
 select is(private.apply_stripe_event(pg_temp.ev('evt_S04', 'customer.subscription.updated', 1790000000,
-  pg_temp.sub('sub_SqlA', 'cus_SqlA', 'active', 2)),
-  pg_temp.opts() || jsonb_build_object('fetched', jsonb_build_object('object', pg_temp.sub('sub_SqlA', 'cus_SqlA', 'active', 3),
+  pg_temp.sub('sub_SqlA', 'cus_SqlA', 'active', 3)),
+  pg_temp.opts() || jsonb_build_object('fetched', jsonb_build_object('object', pg_temp.sub('sub_SqlA', 'cus_SqlA', 'active', 4),
     'seen_at', to_timestamp(1790000000)))) ->> 'result', 'changed', 'the fetched copy (same second, authoritative) applies');
 select row_eq($$ select s.status, si.quantity from public.subscriptions s join public.subscription_items si on si.subscription_id = s.id
                   where s.stripe_subscription_id = 'sub_SqlA' and si.kind = 'addon_site' $$,
-  row('active'::text, 3), 'Stripe''s current copy is what we hold');
+  row('active'::text, 4), 'Stripe''s current copy is what we hold (not the event''s)');
 select is((select outcome from public.billing_events where stripe_event_id = 'evt_S04'), 'applied', 'the event is processed');
 
 -- ---- newer applies, older is skipped, whatever the delivery order ------------------------------
@@ -153,6 +161,8 @@ select is((select deleted_at from public.customers where stripe_customer_id = 'c
 select is(private.apply_stripe_event(pg_temp.ev('evt_S15', 'charge.succeeded', 1790000090, '{"id": "ch_1", "object": "charge"}')) ->> 'outcome',
   'ignored', 'an unhandled type is recorded as ignored');
 select isnt((select processed_at from public.billing_events where stripe_event_id = 'evt_S15'), null, 'and processed');
+select is((select payload ? 'trimmed' from public.billing_events where stripe_event_id = 'evt_S15'), false,
+  'its payload kept whole (all we keep of a type we do not handle)');
 
 -- ---- parked, then replayed ---------------------------------------------------------------------
 select is(private.apply_stripe_event(pg_temp.ev('evt_P2', 'customer.subscription.updated', 1790000101,
@@ -197,6 +207,105 @@ select is(private.apply_stripe_event(pg_temp.ev('evt_F1', 'customer.subscription
   jsonb_set(pg_temp.sub('sub_SqlWeek', 'cus_SqlB', 'active'), '{items,data,0,price,recurring,interval}', '"week"')), pg_temp.opts()) ->> 'outcome',
   'failed', 'a failed event is processed again when Stripe retries it (not a duplicate)');
 select is((select attempts from public.billing_events where stripe_event_id = 'evt_F1'), 2, 'attempts counted');
+
+-- ---- invoices: the same second ordered by the status; payments applied from the payment ---------
+select tests.create_tenant('Stripe SQL D', id => '5e000000-0000-4000-8000-00000000000d');
+select private.apply_stripe_event(pg_temp.ev('evt_I0', 'checkout.session.completed', 1790000300,
+  '{"id": "cs_test_I0", "object": "checkout.session", "mode": "subscription", "customer": "cus_SqlD",
+    "client_reference_id": "5e000000-0000-4000-8000-00000000000d"}'), pg_temp.opts());
+create function pg_temp.inv(id text, status text, paid bigint default 0, total bigint default 10000) returns jsonb language sql as $$
+  select jsonb_build_object('id', id, 'object', 'invoice', 'customer', 'cus_SqlD', 'status', status, 'currency', 'cad',
+    'subtotal', total, 'total_taxes', '[]'::jsonb, 'total', total, 'amount_due', total, 'amount_paid', paid, 'amount_remaining', total - paid,
+    'period_start', 1790000300, 'period_end', 1790000300,
+    'status_transitions', case when status = 'paid' then jsonb_build_object('paid_at', 1790000300) else '{}'::jsonb end)
+$$;
+create function pg_temp.pay(id text, invoice text, amount bigint) returns jsonb language sql as $$
+  select jsonb_build_object('id', id, 'object', 'invoice_payment', 'invoice', invoice, 'amount_paid', amount, 'amount_requested', amount,
+    'currency', 'cad', 'is_default', true, 'livemode', false, 'status', 'paid',
+    'status_transitions', jsonb_build_object('paid_at', 1790000300, 'canceled_at', null))
+$$;
+create temp table ledger_writes_before as
+  select n_tup_ins, n_tup_upd from pg_stat_xact_user_tables where relid = 'public.billing_events'::regclass;
+select is(private.apply_stripe_event(pg_temp.ev('evt_I1', 'invoice.paid', 1790000300, pg_temp.inv('in_SqlD1', 'paid', 10000)), pg_temp.opts()) ->> 'result',
+  'created', 'invoice.paid first');
+select row_eq($$ select x.n_tup_ins - b.n_tup_ins, x.n_tup_upd - b.n_tup_upd
+                   from pg_stat_xact_user_tables as x, ledger_writes_before as b where x.relid = 'public.billing_events'::regclass $$,
+  row(1::bigint, 0::bigint), 'the ledger row is written once: one insert, no update');
+select is(private.apply_stripe_event(pg_temp.ev('evt_I2', 'invoice.created', 1790000300, pg_temp.inv('in_SqlD1', 'draft')), pg_temp.opts()) ->> 'result',
+  'skipped_stale', 'same second, a draft after paid: the earlier state is skipped, no fetch');
+select is(private.apply_stripe_event(pg_temp.ev('evt_I3', 'invoice.finalized', 1790000300, pg_temp.inv('in_SqlD1', 'open')), pg_temp.opts()) ->> 'result',
+  'skipped_stale', 'same second, open after paid: skipped, no fetch');
+select row_eq($$ select status, amount_paid_cents from public.invoices where stripe_invoice_id = 'in_SqlD1' $$, row('paid'::text, 10000::bigint),
+  'the invoice stays paid');
+
+select is(private.apply_stripe_event(pg_temp.ev('evt_I4', 'invoice.created', 1790000300, pg_temp.inv('in_SqlD2', 'draft')), pg_temp.opts()) ->> 'result',
+  'created', 'a draft');
+select is(private.apply_stripe_event(pg_temp.ev('evt_I5', 'invoice.finalized', 1790000300, pg_temp.inv('in_SqlD2', 'open')), pg_temp.opts()) ->> 'result',
+  'changed', 'same second, open after draft: the later state applies, no fetch');
+select is(private.apply_stripe_event(pg_temp.ev('evt_I6', 'invoice_payment.paid', 1790000300, pg_temp.pay('inpay_SqlD2', 'in_SqlD2', 10000)),
+  pg_temp.opts()) - 'tenant_id', '{"event_id": "evt_I6", "outcome": "applied", "result": "changed", "object_id": "inpay_SqlD2"}'::jsonb,
+  'invoice_payment.paid pays the open invoice from the payment itself (nothing to fetch)');
+select row_eq($$ select status, amount_paid_cents, amount_remaining_cents, paid_at from public.invoices where stripe_invoice_id = 'in_SqlD2' $$,
+  row('paid'::text, 10000::bigint, 0::bigint, to_timestamp(1790000300)), 'paid, the amount and the time of the payment');
+select is(private.apply_stripe_event(pg_temp.ev('evt_I7', 'invoice.paid', 1790000300,
+  pg_temp.inv('in_SqlD2', 'paid', 10000) || '{"hosted_invoice_url": "https://invoice.stripe.com/i/D2"}'), pg_temp.opts()) - 'tenant_id',
+  '{"event_id": "evt_I7", "outcome": "applied", "result": "changed", "object_id": "in_SqlD2"}'::jsonb,
+  'the invoice''s own paid copy of the same second (with more than the payment said) applies without a fetch');
+
+select is(private.apply_stripe_event(pg_temp.ev('evt_I8', 'invoice_payment.paid', 1790000300, pg_temp.pay('inpay_SqlD3', 'in_SqlD3', 10000)),
+  pg_temp.opts()) ->> 'outcome', 'parked', 'a payment of an invoice we do not have yet is parked');
+select is((select result from public.billing_events where stripe_event_id = 'evt_I8'), 'awaiting_invoice', 'awaiting its invoice');
+select is(private.apply_stripe_event(pg_temp.ev('evt_I9', 'invoice.created', 1790000300, pg_temp.inv('in_SqlD3', 'draft')), pg_temp.opts()) ->> 'result',
+  'created', 'the invoice arrives (as a draft)');
+select row_eq($$ select i.status, i.amount_paid_cents, e.outcome, e.result from public.invoices as i, public.billing_events as e
+                  where i.stripe_invoice_id = 'in_SqlD3' and e.stripe_event_id = 'evt_I8' $$,
+  row('paid'::text, 10000::bigint, 'applied'::text, 'changed'::text), 'the parked payment applied with it: paid');
+select is(private.apply_stripe_event(pg_temp.ev('evt_I10', 'invoice.finalized', 1790000300, pg_temp.inv('in_SqlD3', 'open')), pg_temp.opts()) ->> 'result',
+  'skipped_stale', 'and the open copy of the same second, arriving later, is older');
+
+select private.apply_stripe_event(pg_temp.ev('evt_I11', 'invoice.finalized', 1790000300, pg_temp.inv('in_SqlD4', 'open')), pg_temp.opts());
+select is(private.apply_stripe_event(pg_temp.ev('evt_I12', 'invoice_payment.paid', 1790000300, pg_temp.pay('inpay_SqlD4', 'in_SqlD4', 4000)),
+  pg_temp.opts()) -> 'fetch', '{"type": "invoice", "id": "in_SqlD4"}'::jsonb, 'a partial payment: Stripe''s invoice decides (fetch)');
+select is(private.apply_stripe_event(pg_temp.ev('evt_I13', 'invoice.updated', 1790000300, pg_temp.inv('in_SqlD4', 'open', total => 12000)),
+  pg_temp.opts()) -> 'fetch', '{"type": "invoice", "id": "in_SqlD4"}'::jsonb, 'same second, same status, other amounts: fetch');
+
+-- ---- one audit row per event -------------------------------------------------------------------
+select is((select count(*)::int from public.system_audit_logs where area = 'database' and tenant_id = '5e000000-0000-4000-8000-00000000000d'
+            and details ->> 'table' in ('customers', 'subscriptions', 'subscription_items', 'invoices')),
+  0, 'the rows the events wrote have no row-trigger audit rows');
+select is((select details -> 'changed' -> 'status' from public.system_audit_logs where action = 'webhook_event' and target = 'evt_I6'),
+  '{"old": "open", "new": "paid"}'::jsonb, 'the event''s webhook_event row says what it changed');
+select is((select details -> 'changed' -> 'items' -> 'new' -> 0 ->> 'quantity' from public.system_audit_logs
+            where action = 'webhook_event' and target = 'evt_S02'), '2', 'a subscription''s items are in it');
+select is((select count(*)::int from public.system_audit_logs where target in ('evt_I1', 'evt_I6', 'evt_I8')), 4,
+  'one row per event that changed something (the parked payment: parked, then applied with its invoice)');
+select is((select count(*)::int from public.system_audit_logs where target in ('evt_I2', 'evt_I3', 'evt_S03')), 0,
+  'none for an event that changed nothing (skipped_stale, unchanged): the ledger has it');
+select is((select outcome || '/' || result from public.billing_events where stripe_event_id = 'evt_I2'), 'applied/skipped_stale',
+  'the ledger has it');
+select row_eq($$ select payload ->> 'trimmed', payload -> 'data' -> 'object' ->> 'invoice', payload -> 'data' -> 'object' ? 'amount_paid',
+                        payload ->> 'type'
+                   from public.billing_events where stripe_event_id = 'evt_I6' $$,
+  row('true'::text, 'in_SqlD2'::text, false, 'invoice_payment.paid'::text), 'an applied event keeps a trimmed payload: envelope and references');
+select is((select payload -> 'data' -> 'object' ->> 'status' from public.billing_events where stripe_event_id = 'evt_P2'), 'active',
+  'a parked event kept its whole payload to be replayed from');
+select is(private.apply_stripe_event(pg_temp.ev('evt_I14', 'invoice.updated', 1790000400,
+  pg_temp.inv('in_SqlD1', 'paid', 10000) || '{"hosted_invoice_url": "https://invoice.stripe.com/i/D1"}'), pg_temp.opts()) ->> 'result',
+  'changed', 'a newer copy applies');
+update public.invoices set hosted_invoice_url = 'https://invoice.stripe.com/i/edited' where stripe_invoice_id = 'in_SqlD2';
+select ok(exists (select from public.system_audit_logs where area = 'database' and action = 'update'
+                   and target = 'invoices:' || (select id from public.invoices where stripe_invoice_id = 'in_SqlD2')),
+  'after the event, in the same transaction, another writer is audited by the trigger again');
+select results_eq($$ select tgrelid::regclass::text, tgname = 'audit_row_change_outside_stripe_event', tgqual is not null,
+                            tgtype & (4 | 8 | 16) = (4 | 8 | 16)
+                       from pg_catalog.pg_trigger
+                      where tgfoid = 'private.audit_row_change()'::regprocedure and tgenabled = 'O'
+                        and tgrelid in ('public.customers'::regclass, 'public.subscriptions'::regclass,
+                                        'public.subscription_items'::regclass, 'public.invoices'::regclass)
+                      order by 1 $$,
+  $$ values ('customers', true, true, true), ('invoices', true, true, true), ('subscription_items', true, true, true),
+            ('subscriptions', true, true, true) $$,
+  'the billing tables keep the audit trigger (insert, update, delete), guarded, and only that one');
 
 select * from finish();
 rollback;

@@ -82,6 +82,17 @@ export interface UserClaims {
 export function jsonLiteral(value: unknown): string {
   const text = JSON.stringify(value);
   if (text === undefined) throw new TypeError("value is not JSON-serialisable");
+  return jsonTextLiteral(text);
+}
+
+/**
+ * A JSON TEXT as is (a webhook's verified raw body, already parsed once to check it) as a SQL string
+ * literal, escaped as jsonLiteral does, without serialising it again: the server parses the very
+ * text the provider signed. Valid JSON holds no raw control character, so no NUL either; a text
+ * with one is refused here (PostgreSQL could not take it in a literal).
+ */
+export function jsonTextLiteral(text: string): string {
+  if (text.includes("\0")) throw new TypeError("a JSON text holds no NUL character");
   return `E'${text.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
 }
 

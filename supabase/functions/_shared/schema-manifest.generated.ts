@@ -61,6 +61,9 @@ export const SCHEMA_MANIFEST = {
     { "version": "20261129040600", "name": "schedule_system_status_evaluation" },
     { "version": "20261130020000", "name": "audit_trigger_arguments" },
     { "version": "20261130020100", "name": "consent_proof_rows_by_trigger" },
+    { "version": "20261130030000", "name": "stripe_same_second_by_state" },
+    { "version": "20261130030100", "name": "billing_audit_one_row_per_stripe_event" },
+    { "version": "20261130030200", "name": "apply_stripe_event_writes_once" },
   ],
   schemas: ["dashboard", "private", "public"],
   publicTables: [

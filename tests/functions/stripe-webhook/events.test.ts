@@ -18,6 +18,7 @@ import {
   stripe,
   subscriptionRow,
 } from "../stripe_helpers.ts";
+import type { StripeJson } from "../../../scripts/fakes/stripe-control.ts";
 import { STRIPE_API_VERSION } from "../../../supabase/functions/_shared/stripe/client.ts";
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -133,26 +134,75 @@ for (const version of [STRIPE_API_VERSION, LEGACY_VERSION]) {
   });
 }
 
-Deno.test("stripe-webhook: invoice_payment.paid for an invoice we do not have yet fetches it from Stripe", async () => {
+Deno.test("stripe-webhook: invoice_payment.paid before its invoice is parked, then applied with it; no Stripe call in any order", async () => {
   await withDb(async (sql) => {
     const t = await paidTenant(sql);
-    const { invoice } = await fake().renewSubscription(t.subscriptionId);
-    await stripe().invoices.finalizeInvoice(invoice.id);
-    await settled();
-    // Nothing about the renewal reaches us but the payment (the invoice events are lost somewhere).
+    // A renewal whose events we deliver ourselves: the payment first, then the invoice's.
     await fake().webhookEndpoint({ auto_deliver: false });
+    let invoiceId: string;
     try {
+      const { invoice } = await fake().renewSubscription(t.subscriptionId);
+      invoiceId = invoice.id;
+      await stripe().invoices.finalizeInvoice(invoice.id);
       await stripe().invoices.pay(invoice.id);
     } finally {
       await fake().webhookEndpoint({ auto_deliver: true });
     }
-    await sql`delete from public.invoices where stripe_invoice_id = ${invoice.id}`;
-    const payment = (await stripe().invoicePayments.list({ invoice: invoice.id })).data[0];
-    const calls = (await fake().calls()).calls["GET /v1/invoices/:id"] ?? 0;
-    const r = await emitAndDeliver({ type: "invoice_payment.paid", object_id: payment.id });
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.equal((await invoiceRow(sql, invoice.id)).status, "paid");
-    assert.equal((await fake().calls()).calls["GET /v1/invoices/:id"], calls + 1, "one retrieve of the invoice");
+    const about = (e: StripeJson) => e.data.object.id === invoiceId || e.data.object.invoice === invoiceId;
+    const events = ((await stripe().events.list({ limit: 50 })).data as StripeJson[]).filter(about);
+    const byType = (type: string) => events.filter((e) => e.type === type).map((e) => e.id as string);
+    assert.equal(byType("invoice_payment.paid").length, 1, "the renewal's payment");
+    const calls = async () => (await fake().calls()).calls["GET /v1/invoices/:id"] ?? 0;
+    const before = await calls();
+
+    const [parked] = await deliver({ event_ids: byType("invoice_payment.paid") });
+    assert.equal(parked.status, 200, JSON.stringify(parked.body));
+    assert.deepEqual([parked.body.outcome, parked.body.result], ["parked", "awaiting_invoice"]);
+    assert.equal(await invoiceRow(sql, invoiceId!), undefined, "no invoice row yet");
+
+    const [created] = await deliver({ event_ids: byType("invoice.created") });
+    assert.equal(created.body.result, "created");
+    const row = await invoiceRow(sql, invoiceId!);
+    assert.equal(row.status, "paid", "the parked payment applied with the invoice's creation");
+    assert.equal(row.amount_paid_cents, row.total_cents);
+    assert.ok(row.paid_at);
+    assert.deepEqual(await eventRow(sql, byType("invoice_payment.paid")[0]).then((e) => [e.outcome, e.result]), ["applied", "changed"]);
+
+    // The rest, newest first: the open copy of the same second ranks below paid.
+    const rest = await deliver({ event_ids: [...byType("invoice.finalized"), ...byType("invoice.paid")], order: "reverse" });
+    assert.deepEqual(rest.map((a) => a.status), [200, 200]);
+    assert.equal((await invoiceRow(sql, invoiceId!)).status, "paid");
+    assert.equal(await calls(), before, "nothing fetched from Stripe");
+  });
+});
+
+Deno.test("stripe-webhook: an invoice's events of one second, oldest or newest first, end paid without a Stripe call", async () => {
+  await withDb(async (sql) => {
+    // Oldest first: open after draft (the same second: ordered by the status), then the payment pays
+    // the open invoice from the payment itself. Newest first: paid, then every earlier state skipped.
+    for (const order of ["as_given", "reverse"] as const) {
+      const t = await paidTenant(sql);
+      await fake().webhookEndpoint({ auto_deliver: false });
+      let invoiceId: string;
+      try {
+        const { invoice } = await fake().renewSubscription(t.subscriptionId);
+        invoiceId = invoice.id;
+        await stripe().invoices.finalizeInvoice(invoice.id);
+        await stripe().invoices.pay(invoice.id);
+      } finally {
+        await fake().webhookEndpoint({ auto_deliver: true });
+      }
+      const events = ((await stripe().events.list({ limit: 50 })).data as StripeJson[])
+        .filter((e) => e.data.object.id === invoiceId || e.data.object.invoice === invoiceId);
+      assert.ok(events.length >= 4, `${order}: created, finalized, payment, paid…`);
+      const before = (await fake().calls()).calls["GET /v1/invoices/:id"] ?? 0;
+      const answers = await deliver({ event_ids: events.map((e) => e.id as string).reverse(), order });
+      assert.ok(answers.every((a) => a.status === 200), JSON.stringify(answers.map((a) => a.body)));
+      const row = await invoiceRow(sql, invoiceId!);
+      assert.equal(row.status, "paid", order);
+      assert.equal(row.amount_paid_cents, row.total_cents, order);
+      assert.equal((await fake().calls()).calls["GET /v1/invoices/:id"] ?? 0, before, `${order}: nothing fetched`);
+    }
   });
 });
 
