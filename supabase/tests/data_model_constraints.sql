@@ -245,8 +245,8 @@ select is((select status from public.subscriptions where id = 'fa000000-0000-400
 -- ---------------------------------------------------------------------------------------------
 select throws_ok(
   $$ insert into public.invoices (tenant_id, customer_id, stripe_invoice_id, status, total_cents, amount_due_cents, stripe_updated_at)
-     values ('fa000000-0000-4000-8000-000000000000', 'fa000000-0000-4000-8000-00000000c05a', 'in_ModelNeg', 'open', -100, 0, now()) $$,
-  '23514', null, 'invoices: negative amount is rejected');
+     values ('fa000000-0000-4000-8000-000000000000', 'fa000000-0000-4000-8000-00000000c05a', 'in_ModelNeg', 'open', -100, -100, now()) $$,
+  '23514', null, 'invoices: a negative amount due is rejected (a negative total is a credit invoice: 20261130040000)');
 select throws_ok(
   $$ insert into public.invoices (tenant_id, customer_id, stripe_invoice_id, status, currency, total_cents, amount_due_cents, stripe_updated_at)
      values ('fa000000-0000-4000-8000-000000000000', 'fa000000-0000-4000-8000-00000000c05a', 'in_ModelCur', 'open', 'CAD', 100, 100, now()) $$,

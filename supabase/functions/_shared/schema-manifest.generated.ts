@@ -64,6 +64,7 @@ export const SCHEMA_MANIFEST = {
     { "version": "20261130030000", "name": "stripe_same_second_by_state" },
     { "version": "20261130030100", "name": "billing_audit_one_row_per_stripe_event" },
     { "version": "20261130030200", "name": "apply_stripe_event_writes_once" },
+    { "version": "20261130040000", "name": "invoices_allow_credit_totals" },
   ],
   schemas: ["dashboard", "private", "public"],
   publicTables: [
